@@ -1,0 +1,25 @@
+"""regnet_tf: RegNet (X/Y/Z), ResNet-RS and EfficientNet-RS for Keras 3 / TensorFlow.
+
+The spec, generation and complexity tools here are pure Python (importing them does not import TensorFlow);
+`build_model` and `regnet_tf.applications` build Keras models.
+"""
+
+from regnet_tf.counter import complexity
+from regnet_tf.models.anynet import AnyNetSpec, adjust_block_compatibility
+from regnet_tf.models.regnet import RegNetSpec, generate_regnet
+from regnet_tf.models.registry import get_entry, get_spec, list_models, to_anynet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnyNetSpec", "RegNetSpec", "adjust_block_compatibility", "build_model", "complexity", "generate_regnet",
+    "get_entry", "get_spec", "list_models", "to_anynet",
+]
+
+
+def __getattr__(name):
+    if name == "build_model":  # imports TensorFlow, so only on demand
+        from regnet_tf.applications import build_model
+
+        return build_model
+    raise AttributeError(f"module 'regnet_tf' has no attribute {name!r}")

@@ -1,0 +1,100 @@
+"""Keras layers of our own (registered serializable, so ``model.save("m.keras")`` round-trips)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+# pycls init: conv kernels ~ N(0, sqrt(2 / fan_out)), fan_out = k * k * C_out (groups ignored, as Keras does).
+CONV_INIT = {"class_name": "VarianceScaling",
+             "config": {"scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal"}}
+DENSE_INIT = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 0.01}}
+
+
+@keras.saving.register_keras_serializable(package="regnet_tf")
+class Conv2D(keras.layers.Conv2D):
+    """2D convolution with symmetric zero padding of (k - 1) // 2 * dilation and a fast grouped path.
+
+    - Padding is symmetric on both sides for every stride (as PyTorch/pycls/timm and the TF1 ResNet
+      ``fixed_padding``), so the output size is (h - 1) // s + 1 for odd k, and weights trained with symmetric
+      padding reproduce exactly. Keras ``padding="same"`` pads (0, 1) for stride 2 on even inputs instead.
+    - Grouped convolutions call ``tf.nn.conv2d`` with a (k, k, C_in / groups, C_out) filter, which TensorFlow
+      runs natively. Keras 3's own ``Conv2D(groups > 1)`` wraps the op in ``tf.function(jit_compile=True)``,
+      whose CPU gradient is about 19x slower (see docs/DEVIATIONS.md). Same kernel layout and weight names
+      as ``keras.layers.Conv2D``, so weights move between the two.
+
+    Channels-last only.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="symmetric", groups=1, use_bias=False,
+                 kernel_initializer=CONV_INIT, **kwargs):
+        if padding != "symmetric":
+            raise ValueError(f"regnet_tf Conv2D always pads symmetrically; got padding={padding!r}")
+        if kwargs.pop("data_format", "channels_last") not in (None, "channels_last"):
+            raise ValueError("regnet_tf Conv2D supports data_format='channels_last' only")
+        super().__init__(filters, kernel_size, strides=strides, padding="valid", groups=groups,
+                         use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         data_format="channels_last", **kwargs)
+        k, d = self.kernel_size, self.dilation_rate
+        self.pads = tuple((k_ - 1) // 2 * d_ for k_, d_ in zip(k, d))
+
+    def convolution_op(self, inputs, kernel):
+        kernel = tf.cast(kernel, inputs.dtype)
+        ph, pw = self.pads
+        odd = all(k % 2 for k in self.kernel_size)
+        if self.strides == (1, 1) and odd:
+            padding = "SAME"  # symmetric for odd kernels at stride 1
+        else:
+            # tf.pad + VALID rather than explicit conv padding: TF has no CPU gradient for grouped convs with
+            # explicit padding.
+            if ph or pw:
+                inputs = tf.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
+            padding = "VALID"
+        return tf.nn.conv2d(inputs, kernel, strides=(1, *self.strides, 1), padding=padding,
+                            dilations=(1, *self.dilation_rate, 1))
+
+    def compute_output_shape(self, input_shape):
+        out = list(input_shape[:-1]) + [self.filters]
+        for i in (0, 1):
+            n = input_shape[1 + i]
+            if n is not None:
+                k = (self.kernel_size[i] - 1) * self.dilation_rate[i] + 1
+                out[1 + i] = (n + 2 * self.pads[i] - k) // self.strides[i] + 1
+        return tuple(out)
+
+    def get_config(self):
+        config = super().get_config()
+        config["padding"] = "symmetric"
+        config.pop("data_format", None)
+        return config
+
+
+def se_bias_init(fan_in: int):
+    """PyTorch's default conv bias init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)): pycls leaves SE biases at it."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+@keras.saving.register_keras_serializable(package="regnet_tf")
+class MaxPool2D(keras.layers.Layer):
+    """k x k max pool with stride s and symmetric padding (k - 1) // 2 (PyTorch ``MaxPool2d(k, s, k // 2)``)."""
+
+    def __init__(self, pool_size=3, strides=2, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size, self.strides = int(pool_size), int(strides)
+
+    def call(self, x):
+        p = (self.pool_size - 1) // 2
+        if p:
+            x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], constant_values=x.dtype.min)
+        return tf.nn.max_pool2d(x, self.pool_size, self.strides, "VALID")
+
+    def compute_output_shape(self, input_shape):
+        p = (self.pool_size - 1) // 2
+        size = lambda n: None if n is None else (n + 2 * p - self.pool_size) // self.strides + 1  # noqa: E731
+        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}

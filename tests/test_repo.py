@@ -1,0 +1,37 @@
+"""The README's quick start stays true: its test command is the one CI runs, its main job runs."""
+
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read(path):
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        return f.read()
+
+
+def _quick_start():
+    readme = _read("README.md")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", section, re.S)
+    assert len(blocks) == 2, "the quick start has exactly two commands (main job, tests)"
+    return [b.strip() for b in blocks]
+
+
+def test_ci_runs_the_readme_test_command():
+    test_cmd = _quick_start()[1].splitlines()[-1].strip()
+    assert test_cmd.startswith("python -m pytest")
+    ci = [line.strip() for line in _read(".ci/run").splitlines()]
+    assert test_cmd in ci
+
+
+def test_readme_main_job_runs():
+    main_cmd = _quick_start()[0].splitlines()[-1].strip()
+    assert main_cmd.startswith("python launch/")
+    out = subprocess.run(main_cmd.replace("python", sys.executable, 1).split(), cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "regnety_016" in out.stdout
