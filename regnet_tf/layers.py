@@ -41,6 +41,9 @@ class Conv2D(keras.layers.Conv2D):
         self.pads = tuple((k_ - 1) // 2 * d_ for k_, d_ in zip(k, d))
 
     def convolution_op(self, inputs, kernel):
+        dtype = inputs.dtype
+        if dtype == tf.float16 and self.groups > 1 and not tf.config.list_logical_devices("GPU"):
+            inputs = tf.cast(inputs, tf.float32)  # TF has no float16 grouped-conv gradient on CPU
         kernel = tf.cast(kernel, inputs.dtype)
         ph, pw = self.pads
         odd = all(k % 2 for k in self.kernel_size)
@@ -52,8 +55,9 @@ class Conv2D(keras.layers.Conv2D):
             if ph or pw:
                 inputs = tf.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
             padding = "VALID"
-        return tf.nn.conv2d(inputs, kernel, strides=(1, *self.strides, 1), padding=padding,
-                            dilations=(1, *self.dilation_rate, 1))
+        y = tf.nn.conv2d(inputs, kernel, strides=(1, *self.strides, 1), padding=padding,
+                         dilations=(1, *self.dilation_rate, 1))
+        return tf.cast(y, dtype)
 
     def compute_output_shape(self, input_shape):
         out = list(input_shape[:-1]) + [self.filters]

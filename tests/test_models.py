@@ -271,3 +271,18 @@ def test_regnet_spec_builds_directly():
     spec = RegNetSpec(d=6, w0=16, wa=12.0, wm=2.0, g=8, block="Y", se_ratio=0.25, num_stages=3)
     model = build_model(spec, input_shape=(32, 32, 3), classes=7)
     assert n_trainable(model) == complexity(spec, 32, classes=7)["params"]
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = build_model(TINY["Y"].replace(stem="res"), input_shape=(32, 32, 3), classes=4)
+        assert model.get_layer("s1_b1_b").compute_dtype == policy.split("_")[1]
+        assert model.get_layer("s1_b1_b").kernel.dtype == "float32"  # float32 master weights
+        model.compile("sgd", "sparse_categorical_crossentropy", jit_compile=False)
+        loss = model.train_on_batch(preprocess_input(images(4, 32)), np.arange(4))
+        assert np.isfinite(loss)
+        assert model.predict(preprocess_input(images(2, 32)), verbose=0).dtype == np.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -105,4 +105,7 @@ def classifier(x, spec: AnyNetSpec, classes: int, activation):
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if spec.dropout:
         x = keras.layers.Dropout(spec.dropout, name="top_dropout")(x)
-    return keras.layers.Dense(classes, activation=activation, kernel_initializer=DENSE_INIT, name="predictions")(x)
+    # Under a mixed-precision policy the classifier computes in float32 (Keras's mixed-precision advice).
+    dtype = "float32" if keras.mixed_precision.global_policy().name.startswith("mixed") else None
+    return keras.layers.Dense(classes, activation=activation, kernel_initializer=DENSE_INIT, dtype=dtype,
+                              name="predictions")(x)
