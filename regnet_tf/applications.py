@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from regnet_tf.models import blocks
-from regnet_tf.models.registry import get_entry, list_models, to_anynet
+from regnet_tf.models.registry import get_entry, list_models, resolve
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -87,7 +87,7 @@ def _check_weights(weights, include_top, classes):
 
 def build_model(model, include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
                 classes=1000, classifier_activation="softmax", name=None, include_preprocessing=False):
-    """Builds a registered model (by name) or any spec (`RegNetSpec`, `AnyNetSpec`) as a Keras functional model.
+    """Builds a registered model (by name) or any spec (RegNet, AnyNet, ResNet, EffNet) as a Keras functional model.
 
     Arguments as `keras.applications`; ``pooling`` ("avg" or "max") applies when ``include_top=False``.
     """
@@ -95,8 +95,8 @@ def build_model(model, include_top=True, weights=None, input_tensor=None, input_
         entry = get_entry(model)
         default_size, default_name = entry.resolution, entry.name
     else:
-        default_size, default_name = 224, "anynet"
-    spec = to_anynet(model)
+        default_size, default_name = 224, type(model).__name__.replace("Spec", "").lower()
+    spec = resolve(model)
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"`pooling` must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
     if include_top and (not isinstance(classes, int) or classes < 1):
@@ -118,9 +118,7 @@ def build_model(model, include_top=True, weights=None, input_tensor=None, input_
     x = img_input
     if include_preprocessing:
         x = keras.layers.Normalization(mean=_MEAN_255.tolist(), variance=(_STD_255**2).tolist(), name="preprocess")(x)
-    x = blocks.stem(x, spec)
-    x = blocks.body(x, spec)
-    x = blocks.head_conv(x, spec)
+    x = blocks.features(x, spec)
     if include_top:
         x = blocks.classifier(x, spec, classes, classifier_activation)
     elif pooling == "avg":

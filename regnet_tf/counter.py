@@ -10,8 +10,8 @@ Conventions (pycls ``blocks.py`` / RegNet paper section 3):
   pool or the input image).
 - Output size of a conv or pool with stride s is (h - 1) // s + 1 (symmetric padding k // 2).
 
-The counter walks `AnyNetSpec.blocks()`, the same description the Keras builder walks, so each block function
-here mirrors one builder function in ``regnet_tf/models/blocks.py``.
+The counter walks each spec's ``blocks()``, the same description the Keras builder walks, so each function here
+mirrors one builder function in ``regnet_tf/models/blocks.py``.
 """
 
 from __future__ import annotations
@@ -138,14 +138,93 @@ def anynet_cx(spec: AnyNetSpec, resolution=224, classes: int = 1000, in_channels
     return head_cx(cx, spec, classes)
 
 
+# ---- ResNet / ResNet-D / ResNet-RS ---- #
+
+
+def resnet_cx(spec, resolution=224, classes: int = 1000, in_channels: int = 3) -> Complexity:
+    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+    cx = Complexity(h=h, w=w)
+    w_in = in_channels
+    for i, w_out in enumerate(spec.stem_widths()):  # v0: one 7x7 s2 conv; v1: 3x3 s2, 3x3, 3x3
+        conv2d_cx(cx, w_in, w_out, 7 if spec.stem == "v0" else 3, stride=2 if i == 0 else 1)
+        norm2d_cx(cx, w_out)
+        w_in = w_out
+    if spec.replace_stem_pool:
+        conv2d_cx(cx, w_in, spec.stem_w, 3, stride=2)
+        norm2d_cx(cx, spec.stem_w)
+    else:
+        pool2d_cx(cx, w_in, 3, stride=2)
+    for _, _, w_in, w_b, w_out, stride, _ in spec.blocks():
+        if w_in != w_out or stride != 1:  # projection shortcut (parallel branch)
+            h, w = cx.h, cx.w
+            if spec.resnetd_shortcut and stride != 1:
+                pool2d_cx(cx, w_in, 2, stride=stride)  # 2x2 s2 average pool (acts counted like a max pool)
+                conv2d_cx(cx, w_in, w_out, 1)
+            else:
+                conv2d_cx(cx, w_in, w_out, 1, stride=stride)
+            norm2d_cx(cx, w_out)
+            cx.h, cx.w = h, w
+        conv2d_cx(cx, w_in, w_b, 1)
+        norm2d_cx(cx, w_b)
+        conv2d_cx(cx, w_b, w_b, 3, stride=stride)
+        norm2d_cx(cx, w_b)
+        conv2d_cx(cx, w_b, w_out, 1)
+        norm2d_cx(cx, w_out)
+        if spec.se_ratio:
+            se_cx(cx, w_out, max(1, int(w_out * spec.se_ratio)))
+    cx.h = cx.w = 1
+    if classes:
+        linear_cx(cx, spec.out_width, classes)
+    return cx
+
+
+# ---- EfficientNet ---- #
+
+
+def effnet_cx(spec, resolution=224, classes: int = 1000, in_channels: int = 3) -> Complexity:
+    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+    cx = Complexity(h=h, w=w)
+    conv2d_cx(cx, in_channels, spec.stem_w, 3, stride=2)
+    norm2d_cx(cx, spec.stem_w)
+    for _, _, w_in, w_out, exp_r, k, stride, _ in spec.blocks():
+        w_exp = w_in * exp_r
+        if w_exp != w_in:
+            conv2d_cx(cx, w_in, w_exp, 1)
+            norm2d_cx(cx, w_exp)
+        conv2d_cx(cx, w_exp, w_exp, k, stride=stride, groups=w_exp)  # depthwise
+        norm2d_cx(cx, w_exp)
+        if spec.se_ratio:
+            se_cx(cx, w_exp, max(1, int(w_in * spec.se_ratio)))
+        conv2d_cx(cx, w_exp, w_out, 1)
+        norm2d_cx(cx, w_out)
+    conv2d_cx(cx, spec.ws[-1], spec.head_w, 1)
+    norm2d_cx(cx, spec.head_w)
+    cx.h = cx.w = 1
+    if classes:
+        linear_cx(cx, spec.head_w, classes)
+    return cx
+
+
+def count(spec, resolution=224, classes: int = 1000, in_channels: int = 3) -> Complexity:
+    """Dispatch on the spec family (AnyNetSpec after resolving RegNetSpec, ResNetSpec, EffNetSpec)."""
+    from regnet_tf.models.efficientnet import EffNetSpec
+    from regnet_tf.models.resnet import ResNetSpec
+
+    if isinstance(spec, ResNetSpec):
+        return resnet_cx(spec, resolution, classes, in_channels)
+    if isinstance(spec, EffNetSpec):
+        return effnet_cx(spec, resolution, classes, in_channels)
+    return anynet_cx(spec, resolution, classes, in_channels)
+
+
 def complexity(name_or_spec, resolution=None, classes: int = 1000, in_channels: int = 3) -> dict:
     """flops (multiply-adds), params and acts of a registered model name or a spec, for one image.
 
     ``resolution`` defaults to the model's registered resolution (224 for a spec). ``classes=0`` counts the
     network without the classifier.
     """
-    from regnet_tf.models.registry import get_entry, to_anynet
+    from regnet_tf.models.registry import get_entry, resolve
 
     if resolution is None:
         resolution = get_entry(name_or_spec).resolution if isinstance(name_or_spec, str) else 224
-    return anynet_cx(to_anynet(name_or_spec), resolution, classes, in_channels).as_dict()
+    return count(resolve(name_or_spec), resolution, classes, in_channels).as_dict()

@@ -102,3 +102,39 @@ class MaxPool2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+
+
+@keras.saving.register_keras_serializable(package="regnet_tf")
+class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
+    """Depthwise convolution with symmetric zero padding (k - 1) // 2 (as PyTorch, pycls and timm EfficientNets).
+
+    Keras's EfficientNet pads strided depthwise convs asymmetrically (the TF-"SAME" layout of the original TF
+    weights); the output size is the same. Channels-last only; same weights and config keys as Keras's layer.
+    """
+
+    def __init__(self, kernel_size, strides=1, padding="symmetric", use_bias=False, depthwise_initializer=CONV_INIT,
+                 **kwargs):
+        if padding != "symmetric":
+            raise ValueError(f"regnet_tf DepthwiseConv2D always pads symmetrically; got padding={padding!r}")
+        kwargs.pop("data_format", None)
+        super().__init__(kernel_size, strides=strides, padding="valid", use_bias=use_bias,
+                         depthwise_initializer=depthwise_initializer, data_format="channels_last", **kwargs)
+        self.pads = tuple((k - 1) // 2 * d for k, d in zip(self.kernel_size, self.dilation_rate))
+
+    def call(self, inputs):
+        ph, pw = self.pads
+        if ph or pw:
+            inputs = tf.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
+        return super().call(inputs)
+
+    def compute_output_shape(self, input_shape):
+        h, w = input_shape[1:3]
+        ph, pw = self.pads
+        padded = (input_shape[0], None if h is None else h + 2 * ph, None if w is None else w + 2 * pw, input_shape[3])
+        return super().compute_output_shape(padded)
+
+    def get_config(self):
+        config = super().get_config()
+        config["padding"] = "symmetric"
+        config.pop("data_format", None)
+        return config

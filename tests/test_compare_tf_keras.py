@@ -76,3 +76,57 @@ def test_numerically_equal_to_tf_keras_with_the_same_weights(factory, name):
     x = rng.normal(0, 1, (2, 225, 225, 3)).astype("float32")
     np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), rtol=1e-3, atol=1e-3)
     tf_keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("depth", [50, 101, 152, 200])
+def test_resnet_rs_trainable_params_equal_tf_keras(depth):
+    theirs = getattr(tf_keras.applications, f"ResNetRS{depth}")(weights=None, input_shape=(160, 160, 3))
+    assert _trainable(theirs) == complexity(f"resnet_rs_{depth}")["params"]
+    tf_keras.backend.clear_session()
+
+
+_RS_SUFFIX = {"__conv_1": "a", "_batch_norm_1": "a_bn", "__conv_2": "b", "__batch_norm_2": "b_bn", "__conv_3": "c",
+              "__batch_norm_3": "c_bn", "__se_se_reduce": "se_reduce", "__se_se_expand": "se_expand",
+              "__projection_conv": "proj", "__projection_batch_norm": "proj_bn"}
+_RS_STEM = {"conv_1": "stem_conv1", "batch_norm_1": "stem_conv1_bn", "conv_2": "stem_conv2",
+            "batch_norm_2": "stem_conv2_bn", "conv_3": "stem_conv3", "batch_norm_3": "stem_conv3_bn",
+            "conv_4": "stem_pool_conv", "batch_norm_4": "stem_pool_conv_bn"}
+
+
+def _rs_name(theirs):
+    """tf_keras ResNet-RS layer name -> ours (BlockGroup{i+1}__block_{j-1}... -> s{i}_b{j}_...)."""
+    import re
+
+    if theirs == "predictions":
+        return theirs
+    m = re.fullmatch(r"stem_\d+_stem_(.*)", theirs)
+    if m:
+        return _RS_STEM[m.group(1)]
+    m = re.fullmatch(r"BlockGroup(\d)__block_(\d+)_(.*)", theirs)
+    return f"s{int(m.group(1)) - 1}_b{int(m.group(2)) + 1}_{_RS_SUFFIX['_' + m.group(3)]}"
+
+
+def test_resnet_rs_numerically_equal_to_tf_keras_with_the_same_weights():
+    # Both pad symmetrically (fixed padding) and average-pool "same" on the ResNet-D shortcut, so any input size
+    # works: an independent oracle for the deep stem, the bottleneck, SE on the output, ResNet-D shortcuts.
+    from regnet_tf.applications import build_model
+
+    ours = build_model("resnet_rs_50", input_shape=(97, 97, 3), classifier_activation=None)
+    theirs = tf_keras.applications.ResNetRS50(weights=None, input_shape=(97, 97, 3), include_preprocessing=False,
+                                              classifier_activation=None)
+    rng = np.random.default_rng(1)
+    pairs = 0
+    for layer in theirs.layers:
+        if not layer.weights:
+            continue
+        mine = ours.get_layer(_rs_name(layer.name))
+        values = [rng.uniform(0.5, 1.5, w.shape) if ("variance" in w.name or "gamma" in w.name)
+                  else rng.normal(0, 0.05, w.shape) for w in mine.weights]
+        values = [v.astype("float32") for v in values]
+        mine.set_weights(values)
+        layer.set_weights(values)
+        pairs += 1
+    assert pairs == len([layer for layer in ours.layers if layer.weights])
+    x = rng.normal(0, 1, (2, 97, 97, 3)).astype("float32")
+    np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), rtol=2e-3, atol=2e-3)
+    tf_keras.backend.clear_session()

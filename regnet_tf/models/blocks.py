@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import keras
 
-from regnet_tf.layers import DENSE_INIT, Conv2D, MaxPool2D, se_bias_init
+from regnet_tf.layers import DENSE_INIT, Conv2D, DepthwiseConv2D, MaxPool2D, se_bias_init
 from regnet_tf.models.anynet import AnyNetSpec, block_has_projection, se_width
+from regnet_tf.models.efficientnet import EffNetSpec
+from regnet_tf.models.resnet import ResNetSpec
+
+
+# ---- Shared pieces (any spec with activation, bn_eps, bn_momentum) ---- #
 
 
 def bn(x, spec: AnyNetSpec, name: str, zero_gamma: bool = False):
@@ -20,8 +25,8 @@ def bn(x, spec: AnyNetSpec, name: str, zero_gamma: bool = False):
     )(x)
 
 
-def act(x, spec: AnyNetSpec, name: str):
-    return keras.layers.Activation(spec.activation, name=name)(x)
+def act(x, spec: AnyNetSpec, name: str, activation=None):
+    return keras.layers.Activation(activation or spec.activation, name=name)(x)
 
 
 def conv_bn_act(x, spec: AnyNetSpec, w_out, k, name, stride=1, groups=1, activation=True, zero_gamma=False):
@@ -29,6 +34,9 @@ def conv_bn_act(x, spec: AnyNetSpec, w_out, k, name, stride=1, groups=1, activat
     x = Conv2D(w_out, k, strides=stride, groups=groups, name=name)(x)
     x = bn(x, spec, f"{name}_bn", zero_gamma)
     return act(x, spec, f"{name}_act") if activation else x
+
+
+# ---- AnyNet / RegNet ---- #
 
 
 def stem(x, spec: AnyNetSpec):
@@ -39,12 +47,12 @@ def stem(x, spec: AnyNetSpec):
     return MaxPool2D(3, 2, name="stem_pool")(x)
 
 
-def squeeze_excite(x, spec: AnyNetSpec, w_se: int, name: str):
+def squeeze_excite(x, spec: AnyNetSpec, w_se: int, name: str, activation=None):
     """GAP -> 1x1 conv (w -> w_se, bias) -> act -> 1x1 conv (w_se -> w, bias) -> sigmoid -> x * gate."""
     w = x.shape[-1]
     s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
     s = Conv2D(w_se, 1, use_bias=True, bias_initializer=se_bias_init(w), name=f"{name}_reduce")(s)
-    s = act(s, spec, f"{name}_act")
+    s = act(s, spec, f"{name}_act", activation)
     s = Conv2D(w, 1, use_bias=True, bias_initializer=se_bias_init(w_se), name=f"{name}_expand")(s)
     s = keras.layers.Activation("sigmoid", name=f"{name}_gate")(s)
     return keras.layers.Multiply(name=f"{name}_scale")([x, s])
@@ -96,8 +104,83 @@ def body(x, spec: AnyNetSpec):
 
 
 def head_conv(x, spec: AnyNetSpec):
-    """Optional 1x1 conv + BN + act to ``head_w`` channels (RegNetZ); part of the features."""
+    """Optional 1x1 conv + BN + act to ``head_w`` channels (RegNetZ, EfficientNet); part of the features."""
     return conv_bn_act(x, spec, spec.head_w, 1, "head_conv") if spec.head_w else x
+
+
+# ---- ResNet / ResNet-D / ResNet-RS ---- #
+
+
+def resnet_stem(x, spec: ResNetSpec):
+    """v0: 7x7 s2 conv. v1 (ResNet-D): 3x3 s2, 3x3, 3x3 convs. Then a 3x3 s2 max pool, or a 3x3 s2 conv (RS)."""
+    k = 7 if spec.stem == "v0" else 3
+    for i, w in enumerate(spec.stem_widths()):
+        x = conv_bn_act(x, spec, w, k, "stem_conv" if spec.stem == "v0" else f"stem_conv{i + 1}",
+                        stride=2 if i == 0 else 1)
+    if spec.replace_stem_pool:
+        return conv_bn_act(x, spec, spec.stem_w, 3, "stem_pool_conv", stride=2)
+    return MaxPool2D(3, 2, name="stem_pool")(x)
+
+
+def resnet_block(x, spec: ResNetSpec, w_b, w_out, stride, drop_path, name):
+    """1x1 -> 3x3 (stride) -> 1x1 (BN, zero gamma) -> [SE, ReLU inside] -> [stochastic depth] -> add -> act.
+
+    Projection shortcut when the shape changes: 1x1 conv (stride) + BN, or with ``resnetd_shortcut`` on strided
+    blocks a 2x2 s2 average pool, then 1x1 conv + BN (ResNet-D).
+    """
+    w_in = x.shape[-1]
+    f = conv_bn_act(x, spec, w_b, 1, f"{name}_a")
+    f = conv_bn_act(f, spec, w_b, 3, f"{name}_b", stride=stride)
+    f = conv_bn_act(f, spec, w_out, 1, f"{name}_c", activation=False, zero_gamma=spec.zero_init_last_bn)
+    if spec.se_ratio:  # the TF references keep ReLU inside SE even when the block uses swish
+        f = squeeze_excite(f, spec, max(1, int(w_out * spec.se_ratio)), f"{name}_se", activation="relu")
+    if drop_path:  # stochastic depth: drop the whole residual branch per sample, only in training
+        f = keras.layers.Dropout(drop_path, noise_shape=(None, 1, 1, 1), name=f"{name}_drop_path")(f)
+    if w_in != w_out or stride != 1:
+        if spec.resnetd_shortcut and stride != 1:
+            x = keras.layers.AveragePooling2D(2, stride, padding="same", name=f"{name}_proj_pool")(x)
+            x = conv_bn_act(x, spec, w_out, 1, f"{name}_proj", activation=False)
+        else:
+            x = conv_bn_act(x, spec, w_out, 1, f"{name}_proj", stride=stride, activation=False)
+    x = keras.layers.Add(name=f"{name}_add")([x, f])
+    return act(x, spec, f"{name}_out")
+
+
+# ---- EfficientNet ---- #
+
+
+def mbconv_block(x, spec: EffNetSpec, w_out, exp_r, k, stride, drop_path, name):
+    """MBConv: [1x1 expand] -> kxk depthwise (stride) -> SE -> 1x1 project (no act) -> [drop connect] -> [add]."""
+    w_in = x.shape[-1]
+    f = conv_bn_act(x, spec, w_in * exp_r, 1, f"{name}_expand") if exp_r != 1 else x
+    f = DepthwiseConv2D(k, strides=stride, name=f"{name}_dw")(f)
+    f = act(bn(f, spec, f"{name}_dw_bn"), spec, f"{name}_dw_act")
+    if spec.se_ratio:
+        f = squeeze_excite(f, spec, max(1, int(w_in * spec.se_ratio)), f"{name}_se")
+    f = conv_bn_act(f, spec, w_out, 1, f"{name}_project", activation=False)
+    if stride != 1 or w_in != w_out:
+        return f
+    if drop_path:
+        f = keras.layers.Dropout(drop_path, noise_shape=(None, 1, 1, 1), name=f"{name}_drop_path")(f)
+    return keras.layers.Add(name=f"{name}_add")([x, f])
+
+
+# ---- Whole networks ---- #
+
+
+def features(x, spec):
+    """Stem, body and (optional) head conv of any spec: the network up to the global pool."""
+    if isinstance(spec, ResNetSpec):
+        x = resnet_stem(x, spec)
+        for i, j, _, w_b, w_out, stride, dp in spec.blocks():
+            x = resnet_block(x, spec, w_b, w_out, stride, dp, f"s{i}_b{j}")
+        return x
+    if isinstance(spec, EffNetSpec):
+        x = conv_bn_act(x, spec, spec.stem_w, 3, "stem_conv", stride=2)
+        for i, j, _, w_out, exp_r, k, stride, dp in spec.blocks():
+            x = mbconv_block(x, spec, w_out, exp_r, k, stride, dp, f"s{i}_b{j}")
+        return head_conv(x, spec)
+    return head_conv(body(stem(x, spec), spec), spec)
 
 
 def classifier(x, spec: AnyNetSpec, classes: int, activation):

@@ -29,7 +29,9 @@ def register(name: str, spec, *, resolution: int, family: str, factory: str, pap
 
 def _ensure_loaded():
     # The zoo modules register their models on import.
+    import regnet_tf.models.efficientnet  # noqa: F401
     import regnet_tf.models.regnet  # noqa: F401
+    import regnet_tf.models.resnet  # noqa: F401
 
 
 def unknown_name_error(kind: str, name: str, valid: List[str]) -> ValueError:
@@ -60,13 +62,25 @@ def list_models(pattern: str = "") -> List[str]:
     return names
 
 
+def resolve(spec_or_name):
+    """A registry name or a spec -> the spec the builder and the counter read.
+
+    RegNetSpec becomes its AnyNetSpec; AnyNetSpec, ResNetSpec and EffNetSpec are returned as they are.
+    """
+    spec = get_spec(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
+    if hasattr(spec, "to_anynet"):
+        return spec.to_anynet()
+    if hasattr(spec, "blocks"):
+        return spec
+    raise TypeError(f"expected a model name or a spec (RegNetSpec, AnyNetSpec, ResNetSpec, EffNetSpec); got "
+                    f"{type(spec).__name__}")
+
+
 def to_anynet(spec_or_name):
     """Resolve a registry name, a RegNetSpec or an AnyNetSpec to an AnyNetSpec."""
     from regnet_tf.models.anynet import AnyNetSpec
 
-    spec = get_spec(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
-    if isinstance(spec, AnyNetSpec):
-        return spec
-    if hasattr(spec, "to_anynet"):
-        return spec.to_anynet()
-    raise TypeError(f"expected a model name, RegNetSpec or AnyNetSpec, got {type(spec).__name__}")
+    spec = resolve(spec_or_name)
+    if not isinstance(spec, AnyNetSpec):
+        raise TypeError(f"{spec_or_name!r} is a {type(spec).__name__}, not an AnyNet/RegNet model")
+    return spec

@@ -1,0 +1,363 @@
+"""RandAugment and AutoAugment with the TF reference semantics, in plain TensorFlow ops.
+
+The 16 ops of the TF reference (tensorflow/tpu `autoaugment.py`, tensorflow/models `official/vision/ops/augment.py`)
+act on a uint8 HxWx3 tensor. The magnitude M maps to op arguments as the reference does (`level_to_arg`, M is not
+clipped): rotate +-M/10*30 degrees, shear +-M/10*0.3, translate +-M/10*translate_const pixels, enhance factor
+M/10*1.8+0.1 (color, contrast, brightness, sharpness), posterize int(M/10*4) bits, solarize threshold int(M/10*256),
+solarize-add int(M/10*110) on pixels < 128, cutout half-side int(M/10*cutout_const); geometric ops and cutout fill
+with 128. Each layer picks one op uniformly with `tf.switch_case` (only that branch runs).
+
+Choices on the reference quirks (docs/AUGMENT.md has the details):
+- translate_const defaults to 100 (TF1 and the RandAugment class; the ResNet-RS code used it); the TF2 *config*
+  default is 10. Pass `translate_const=10.0` to match Model Garden's ResNet-RS runs.
+- Solarize is a no-op for M >= 10 (threshold >= 256) and posterize keeps more bits as M grows (6 bits at M=15);
+  kept as is, since the recipes were tuned with these semantics.
+- `magnitude_std` is not implemented (the reference's version ignores the std and acts as std=1).
+- Contrast blends with the mean of the grayscale image, as PIL and the fixed tensorflow/models (PR #11219); the
+  older reference used H*W/256 (196 at 224 px) by mistake.
+- Out-of-image pixels of rotate/shear/translate are 128 (TF1; the TF2 copy that goes through the Keras 2 transform
+  defaults to fill_mode="reflect", which silently bypasses its 128 fill).
+- `include_identity=True` is the TF2 reference (17 equiprobable choices, the last one identity); False is TF1 (16).
+
+Randomness is stateless: `RandAugment()(image, seed)` with an int seed tensor of shape [2] is reproducible; without a
+seed, a fresh seed is drawn with `tf.random.uniform` so each call differs.
+"""
+
+import functools
+import math
+
+import tensorflow as tf
+
+FILL = 128
+MAX_LEVEL = 10.0
+RANDAUGMENT_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
+                   "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "Cutout", "SolarizeAdd")
+SIGNED_OPS = frozenset({"Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"})  # negated with probability 0.5
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Colour ops (uint8 HxWx3 in, uint8 HxWx3 out)
+# ----------------------------------------------------------------------------------------------------------------
+
+def _blend(image1, image2, factor):
+    """image1 + factor * (image2 - image1) in float32, clipped to [0, 255] and truncated to uint8 (reference)."""
+    a = tf.cast(image1, tf.float32)
+    b = tf.cast(image2, tf.float32)
+    return tf.cast(tf.clip_by_value(a + factor * (b - a), 0.0, 255.0), tf.uint8)
+
+
+def invert(image):
+    """255 - x."""
+    return 255 - image
+
+
+def posterize(image, bits):
+    """Keep the `bits` most significant bits of each value (bits >= 8: no-op, bits <= 0: black)."""
+    shift = 8 - min(max(int(bits), 0), 8)
+    return tf.bitwise.bitwise_and(image, tf.constant((0xFF << shift) & 0xFF, tf.uint8))
+
+
+def solarize(image, threshold=128):
+    """Values >= threshold become 255 - x (no-op for threshold >= 256)."""
+    if threshold >= 256:
+        return tf.identity(image)
+    return tf.where(image < tf.constant(max(int(threshold), 0), tf.uint8), image, 255 - image)
+
+
+def solarize_add(image, addition=0, threshold=128):
+    """Values < threshold get `addition` added (clipped to [0, 255])."""
+    added = tf.cast(tf.clip_by_value(tf.cast(image, tf.int32) + int(addition), 0, 255), tf.uint8)
+    return tf.where(tf.cast(image, tf.int32) < threshold, added, image)
+
+
+def grayscale(image):
+    """The uint8 luma of tf.image.rgb_to_grayscale (0.2989 R + 0.587 G + 0.114 B), shape HxWx1."""
+    return tf.image.rgb_to_grayscale(image)
+
+
+def color(image, factor):
+    """PIL Color: blend the grayscale image (factor 0) with the image (factor 1)."""
+    return _blend(grayscale(image), image, factor)
+
+
+def contrast(image, factor):
+    """PIL Contrast: blend a constant image at the (truncated) mean grayscale value with the image."""
+    mean = tf.reduce_mean(tf.cast(grayscale(image), tf.float32))
+    return _blend(tf.floor(tf.clip_by_value(mean, 0.0, 255.0)), image, factor)
+
+
+def brightness(image, factor):
+    """PIL Brightness: blend black with the image."""
+    return _blend(0.0, image, factor)
+
+
+def sharpness(image, factor):
+    """PIL Sharpness: blend the SMOOTH-filtered image (3x3 kernel [1 1 1; 1 5 1; 1 1 1] / 13, floor; the one-pixel
+    border keeps the original values) with the image."""
+    x = tf.cast(image, tf.float32)
+    kernel = tf.constant([[1, 1, 1], [1, 5, 1], [1, 1, 1]], tf.float32)[:, :, None, None]
+    smooth = tf.nn.depthwise_conv2d(x[None], tf.tile(kernel, [1, 1, 3, 1]), [1, 1, 1, 1], "VALID")[0]
+    smooth = tf.floor(smooth / 13.0)  # integer sums are exact in float32, so this is floor(sum / 13)
+    degenerate = x + tf.pad(smooth - x[1:-1, 1:-1], [[1, 1], [1, 1], [0, 0]])
+    return _blend(degenerate, x, factor)
+
+
+def autocontrast(image):
+    """Per channel, map [min, max] linearly to [0, 255] (channels with min == max are left unchanged)."""
+    x = tf.cast(image, tf.float32)
+    lo = tf.reduce_min(x, axis=[0, 1])
+    hi = tf.reduce_max(x, axis=[0, 1])
+    scale = 255.0 / tf.maximum(hi - lo, 1.0)
+    out = tf.cast(tf.clip_by_value(x * scale + (-lo * scale), 0.0, 255.0), tf.uint8)
+    return tf.where(hi > lo, out, image)
+
+
+def equalize(image):
+    """PIL ImageOps.equalize per channel: a lookup table from the histogram's cumulative sum, with
+    step = (pixels - count of the highest value) // 255 (channels with step 0 are left unchanged)."""
+    x = tf.cast(image, tf.int32)
+    channels = x.shape[-1] if x.shape[-1] is not None else 3
+    offsets = tf.range(channels) * 256
+    hist = tf.reshape(tf.math.bincount(tf.reshape(x + offsets, [-1]), minlength=256 * channels,
+                                       maxlength=256 * channels), [channels, 256])
+    top = tf.gather(hist, tf.reduce_max(x, axis=[0, 1]), batch_dims=1)  # count of each channel's highest value
+    step = (tf.reduce_sum(hist, axis=1) - top) // 255
+    safe = tf.maximum(step, 1)[:, None]
+    lut = (tf.cumsum(hist, axis=1) + safe // 2) // safe
+    lut = tf.clip_by_value(tf.pad(lut[:, :-1], [[0, 0], [1, 0]]), 0, 255)  # shift right by one, starting at 0
+    lut = tf.where(step[:, None] == 0, tf.range(256)[None], lut)
+    return tf.cast(tf.gather(tf.reshape(lut, [-1]), x + offsets), tf.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Geometric ops: one projective transform each (nearest neighbour, constant fill)
+# ----------------------------------------------------------------------------------------------------------------
+
+def transform(image, transform_vector, fill=FILL):
+    """Apply the projective transform [a0 a1 a2 b0 b1 b2 c0 c1] that maps each *output* pixel (x, y) to the input
+    point ((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1; outside pixels get `fill`."""
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=tf.reshape(tf.cast(transform_vector, tf.float32), [1, 8]),
+        output_shape=tf.shape(image)[:2], fill_value=tf.constant(fill, tf.float32),
+        interpolation="NEAREST", fill_mode="CONSTANT")
+    return out[0]
+
+
+def rotate(image, degrees, fill=FILL):
+    """Rotate about the image centre by `degrees` (positive: clockwise on screen, as the reference)."""
+    rad = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
+    h = tf.cast(tf.shape(image)[0], tf.float32) - 1.0
+    w = tf.cast(tf.shape(image)[1], tf.float32) - 1.0
+    cos, sin = tf.cos(rad), tf.sin(rad)
+    x_off = (w - (cos * w - sin * h)) / 2.0
+    y_off = (h - (sin * w + cos * h)) / 2.0
+    return transform(image, tf.stack([cos, -sin, x_off, sin, cos, y_off, 0.0, 0.0]), fill)
+
+
+def shear_x(image, level, fill=FILL):
+    """Output (x, y) reads input (x + level * y, y)."""
+    level = tf.cast(level, tf.float32)
+    return transform(image, tf.stack([1.0, level, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]), fill)
+
+
+def shear_y(image, level, fill=FILL):
+    """Output (x, y) reads input (x, y + level * x)."""
+    level = tf.cast(level, tf.float32)
+    return transform(image, tf.stack([1.0, 0.0, 0.0, level, 1.0, 0.0, 0.0, 0.0]), fill)
+
+
+def translate_x(image, pixels, fill=FILL):
+    """Output (x, y) reads input (x + pixels, y): positive `pixels` moves the content left (PIL/reference)."""
+    pixels = tf.cast(pixels, tf.float32)
+    return transform(image, tf.stack([1.0, 0.0, pixels, 0.0, 1.0, 0.0, 0.0, 0.0]), fill)
+
+
+def translate_y(image, pixels, fill=FILL):
+    """Output (x, y) reads input (x, y + pixels): positive `pixels` moves the content up."""
+    pixels = tf.cast(pixels, tf.float32)
+    return transform(image, tf.stack([1.0, 0.0, 0.0, 0.0, 1.0, pixels, 0.0, 0.0]), fill)
+
+
+def cutout(image, pad_size, center, fill=FILL):
+    """Fill rows [cy - pad, cy + pad) x columns [cx - pad, cx + pad) (clipped to the image) with `fill`.
+    `center` = (cy, cx) int tensors; the reference draws them uniformly over the whole image."""
+    cy, cx = tf.cast(center[0], tf.int32), tf.cast(center[1], tf.int32)
+    shape = tf.shape(image)
+    rows = tf.range(shape[0])[:, None, None]
+    cols = tf.range(shape[1])[None, :, None]
+    inside = (rows >= cy - pad_size) & (rows < cy + pad_size) & (cols >= cx - pad_size) & (cols < cx + pad_size)
+    return tf.where(inside, tf.constant(fill, image.dtype), image)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Magnitude -> argument, op dispatch, randomness
+# ----------------------------------------------------------------------------------------------------------------
+
+def level_to_arg(magnitude, translate_const=100.0, cutout_const=40.0):
+    """The reference mapping from magnitude (0..10 nominal, not clipped) to each op's argument. Signed ops (see
+    SIGNED_OPS) get the returned value negated with probability 0.5; ops without argument map to None."""
+    m = float(magnitude) / MAX_LEVEL
+    enhance = m * 1.8 + 0.1
+    return {
+        "AutoContrast": None, "Equalize": None, "Invert": None,
+        "Rotate": m * 30.0,
+        "Posterize": int(m * 4),
+        "Solarize": int(m * 256),
+        "SolarizeAdd": int(m * 110),
+        "Color": enhance, "Contrast": enhance, "Brightness": enhance, "Sharpness": enhance,
+        "ShearX": m * 0.3, "ShearY": m * 0.3,
+        "TranslateX": m * float(translate_const), "TranslateY": m * float(translate_const),
+        "Cutout": int(m * float(cutout_const)),
+    }
+
+
+_NO_ARG = {"AutoContrast": autocontrast, "Equalize": equalize, "Invert": invert}
+_WITH_ARG = {"Rotate": rotate, "Posterize": posterize, "Solarize": solarize, "SolarizeAdd": solarize_add,
+             "Color": color, "Contrast": contrast, "Brightness": brightness, "Sharpness": sharpness,
+             "ShearX": shear_x, "ShearY": shear_y, "TranslateX": translate_x, "TranslateY": translate_y}
+
+
+def apply_op(name, image, arg, u):
+    """Apply op `name` with argument `arg` (from level_to_arg) to a uint8 image. `u`: float32 uniforms in [0, 1):
+    u[0] < 0.5 negates a signed argument, u[1], u[2] place the cutout centre (row, column)."""
+    if name in _NO_ARG:
+        return _NO_ARG[name](image)
+    if name == "Cutout":
+        shape = tf.shape(image)
+        center = [tf.cast(u[i + 1] * tf.cast(shape[i], tf.float32), tf.int32) for i in range(2)]
+        return cutout(image, arg, [tf.minimum(center[0], shape[0] - 1), tf.minimum(center[1], shape[1] - 1)])
+    if name in SIGNED_OPS:
+        arg = tf.where(u[0] < 0.5, -arg, arg)
+    return _WITH_ARG[name](image, arg)
+
+
+def make_seeds(seed, num):
+    """`num` stateless seeds (shape [num, 2]) from `seed` (int tensor of shape [2]), or fresh ones if seed is None."""
+    if seed is None:
+        seed = tf.random.uniform([2], minval=0, maxval=2**31 - 1, dtype=tf.int32)
+    return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num)
+
+
+def _to_uint8(image):
+    if image.dtype == tf.uint8:
+        return image
+    return tf.cast(tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 255.0), tf.uint8)
+
+
+class RandAugment:
+    """RandAugment (Cubuk et al., 2019) with the TF reference ops and level mapping.
+
+    `num_layers` ops are applied in sequence, each chosen uniformly among the 16 ops (minus `exclude_ops`) plus, with
+    `include_identity` (the TF2 reference), an identity choice. With `prob_to_apply`, each layer's result is kept with
+    that probability. Call on a uint8 HxWx3 image (or float 0-255: clipped, cast to uint8 and back), with an optional
+    int seed tensor of shape [2]; the output has the input's shape and dtype.
+    """
+
+    def __init__(self, num_layers=2, magnitude=10.0, translate_const=100.0, cutout_const=40.0,
+                 include_identity=True, exclude_ops=(), prob_to_apply=None):
+        unknown = set(exclude_ops) - set(RANDAUGMENT_OPS)
+        if unknown:
+            raise ValueError(f"Unknown ops in exclude_ops: {sorted(unknown)}; ops are {RANDAUGMENT_OPS}")
+        self.num_layers = int(num_layers)
+        self.magnitude = float(magnitude)
+        self.translate_const = float(translate_const)
+        self.cutout_const = float(cutout_const)
+        self.include_identity = bool(include_identity)
+        self.prob_to_apply = None if prob_to_apply is None else float(prob_to_apply)
+        self.ops = tuple(op for op in RANDAUGMENT_OPS if op not in set(exclude_ops))
+        self.args = level_to_arg(self.magnitude, self.translate_const, self.cutout_const)
+        if not self.ops and not self.include_identity:
+            raise ValueError("RandAugment needs at least one op")
+
+    def __repr__(self):
+        return (f"RandAugment(num_layers={self.num_layers}, magnitude={self.magnitude}, "
+                f"translate_const={self.translate_const}, cutout_const={self.cutout_const}, "
+                f"include_identity={self.include_identity}, ops={len(self.ops)}, prob_to_apply={self.prob_to_apply})")
+
+    def __call__(self, image, seed=None):
+        image = tf.convert_to_tensor(image)
+        x = _to_uint8(image)
+        num_choices = len(self.ops) + int(self.include_identity)
+        seeds = make_seeds(seed, max(self.num_layers, 1))
+        for layer in range(self.num_layers):
+            u = tf.random.stateless_uniform([5], seeds[layer])
+            index = tf.minimum(tf.cast(u[0] * num_choices, tf.int32), num_choices - 1)
+            branches = [functools.partial(apply_op, op, x, self.args[op], u[1:4]) for op in self.ops]
+            if self.include_identity:
+                branches.append(functools.partial(tf.identity, x))
+            y = tf.switch_case(index, branches)
+            if self.prob_to_apply is not None:
+                y = tf.cond(u[4] < self.prob_to_apply, functools.partial(tf.identity, y),
+                            functools.partial(tf.identity, x))
+            x = y
+        x = tf.ensure_shape(x, image.shape)
+        return x if image.dtype == tf.uint8 else tf.cast(x, image.dtype)
+
+
+# AutoAugment policy v0 (Cubuk et al., 2018; the reference's `policy_v0`): (op, probability, level) pairs.
+POLICY_V0 = (
+    (("Equalize", 0.8, 1), ("ShearY", 0.8, 4)),
+    (("Color", 0.4, 9), ("Equalize", 0.6, 3)),
+    (("Color", 0.4, 1), ("Rotate", 0.6, 8)),
+    (("Solarize", 0.8, 3), ("Equalize", 0.4, 7)),
+    (("Solarize", 0.4, 2), ("Solarize", 0.6, 2)),
+    (("Color", 0.2, 0), ("Equalize", 0.8, 8)),
+    (("Equalize", 0.4, 8), ("SolarizeAdd", 0.8, 3)),
+    (("ShearX", 0.2, 9), ("Rotate", 0.6, 8)),
+    (("Color", 0.6, 1), ("Equalize", 1.0, 2)),
+    (("Invert", 0.4, 9), ("Rotate", 0.6, 0)),
+    (("Equalize", 1.0, 9), ("ShearY", 0.6, 3)),
+    (("Color", 0.4, 7), ("Equalize", 0.6, 0)),
+    (("Posterize", 0.4, 6), ("AutoContrast", 0.4, 7)),
+    (("Solarize", 0.6, 8), ("Color", 0.6, 9)),
+    (("Solarize", 0.2, 4), ("Rotate", 0.8, 9)),
+    (("Rotate", 1.0, 7), ("TranslateY", 0.8, 9)),
+    (("ShearX", 0.0, 0), ("Solarize", 0.8, 4)),
+    (("ShearY", 0.8, 0), ("Color", 0.6, 4)),
+    (("Color", 1.0, 0), ("Rotate", 0.6, 2)),
+    (("Equalize", 0.8, 4), ("Equalize", 0.0, 8)),
+    (("Equalize", 1.0, 4), ("AutoContrast", 0.6, 2)),
+    (("ShearY", 0.4, 7), ("SolarizeAdd", 0.6, 7)),
+    (("Posterize", 0.8, 2), ("Solarize", 0.6, 10)),
+    (("Solarize", 0.6, 8), ("Equalize", 0.6, 1)),
+    (("Color", 0.8, 6), ("Rotate", 0.4, 5)),
+)
+POLICIES = {"v0": POLICY_V0}
+
+
+class AutoAugment:
+    """AutoAugment: one sub-policy chosen uniformly per image, each of its ops applied with its own probability,
+    with the reference constants (translate_const 250, cutout_const 100). Same call convention as RandAugment."""
+
+    def __init__(self, policy="v0", translate_const=250.0, cutout_const=100.0):
+        if isinstance(policy, str):
+            if policy not in POLICIES:
+                raise ValueError(f"Unknown AutoAugment policy {policy!r}; known: {sorted(POLICIES)}")
+            policy = POLICIES[policy]
+        self.policy = tuple(tuple((op, float(p), float(level)) for op, p, level in sub) for sub in policy)
+        for op, p, _ in (step for sub in self.policy for step in sub):
+            if op not in RANDAUGMENT_OPS or not 0.0 <= p <= 1.0:
+                raise ValueError(f"Bad policy step: {(op, p)}")
+        self.translate_const = float(translate_const)
+        self.cutout_const = float(cutout_const)
+        self._max_steps = max(len(sub) for sub in self.policy)
+
+    def _sub_policy(self, sub, image, u):
+        for i, (op, p, level) in enumerate(sub):
+            if p == 0.0:
+                continue
+            arg = level_to_arg(level, self.translate_const, self.cutout_const)[op]
+            ui = u[1 + 4 * i: 5 + 4 * i]
+            apply = functools.partial(apply_op, op, image, arg, ui[1:])
+            image = apply() if p == 1.0 else tf.cond(ui[0] < p, apply, functools.partial(tf.identity, image))
+        return image
+
+    def __call__(self, image, seed=None):
+        image = tf.convert_to_tensor(image)
+        x = _to_uint8(image)
+        u = tf.random.stateless_uniform([1 + 4 * self._max_steps], make_seeds(seed, 1)[0])
+        n = len(self.policy)
+        index = tf.minimum(tf.cast(u[0] * n, tf.int32), n - 1)
+        x = tf.switch_case(index, [functools.partial(self._sub_policy, sub, x, u) for sub in self.policy])
+        x = tf.ensure_shape(x, image.shape)
+        return x if image.dtype == tf.uint8 else tf.cast(x, image.dtype)

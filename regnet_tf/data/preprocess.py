@@ -1,0 +1,133 @@
+"""Per-image preprocessing: encoded bytes -> normalized image of the compute dtype, all in the TF graph.
+
+    image = train_image(encoded, seed, size=224)            # Inception crop, flip, resize, [RandAugment], normalize
+    image = eval_image(encoded, size=224)                   # center crop 0.875 of the short side, resize, normalize
+
+Train (the TF Model Garden recipe): the crop window is sampled from the JPEG header (`extract_jpeg_shape` +
+`stateless_sample_distorted_bounding_box`: area 0.08-1, aspect 3/4-4/3, 10 attempts; when no window fits, a
+center crop of 0.875 of the short side) and only that window is decoded (`decode_and_crop_jpeg`). Other formats
+(PNG, GIF, BMP) take the general path: full decode, then the same window. Then a horizontal flip, a resize
+(bilinear, or bicubic), optional augmentation on uint8 (RandAugment) and normalization with the ImageNet mean/std
+on the 0-255 scale (the same numbers as `regnet_tf.applications.preprocess_input`), cast to float32, bfloat16 or
+float16. Random ops are stateless and take a per-image seed (shape [2]), so a seeded pipeline is deterministic.
+
+Eval: "crop_fraction" (Model Garden / TF1): a centered square of `crop_fraction` x the short side, decoded with
+`decode_and_crop_jpeg`, resized to `size`. "resize_short" (pycls): resize the short side to `short_side`
+(default round(size / 0.875), 256 for 224; the long side is floored), then a centered `size` x `size` crop.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+MEAN_RGB = (0.485, 0.456, 0.406)  # = regnet_tf.applications.IMAGENET_MEAN_RGB (tested equal)
+STD_RGB = (0.229, 0.224, 0.225)  # = regnet_tf.applications.IMAGENET_STD_RGB
+CENTER_CROP_FRACTION = 0.875
+DTYPES = ("float32", "bfloat16", "float16")
+RESIZE_METHODS = ("bilinear", "bicubic")
+EVAL_MODES = ("crop_fraction", "resize_short")
+
+
+def _decode_any(encoded):
+    return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+
+def decode_window(encoded, window_fn):
+    """Decodes the window `window_fn(shape)` -> [y, x, h, w] (int32) of an encoded image, uint8 HWC.
+
+    JPEGs: the shape comes from the header and only the window is decoded (`decode_and_crop_jpeg`). Other formats
+    (PNG, GIF, BMP): full decode, then a slice.
+    """
+    def jpeg():
+        window = window_fn(tf.image.extract_jpeg_shape(encoded)[:2])
+        return tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
+
+    def general():
+        image = _decode_any(encoded)
+        y, x, h, w = tf.unstack(window_fn(tf.shape(image)[:2]))
+        return image[y:y + h, x:x + w, :]
+
+    image = tf.cond(tf.io.is_jpeg(encoded), jpeg, general)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def center_crop_window(shape, fraction=CENTER_CROP_FRACTION):
+    """[y, x, h, w] of a centered square of side floor(fraction x short side); offsets truncated (TF2)."""
+    h, w = shape[0], shape[1]
+    side = tf.maximum(tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * fraction, tf.int32), 1)
+    return tf.stack([(h - side) // 2, (w - side) // 2, side, side])
+
+
+def inception_crop_window(shape, seed, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3), max_attempts=10):
+    """[y, x, h, w] of a random crop (area fraction in `area_range`, aspect w/h in `aspect_range`).
+
+    When no window fits in `max_attempts` (the sampler then returns the whole image), falls back to
+    `center_crop_window(shape)`, as the TF reference does.
+    """
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.concat([shape, [3]], 0), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+        min_object_covered=area_range[0], aspect_ratio_range=aspect_range, area_range=area_range,
+        max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
+    window = tf.stack([begin[0], begin[1], size[0], size[1]])
+    whole = tf.reduce_all(tf.equal(size[:2], shape))
+    return tf.cond(whole, lambda: center_crop_window(shape), lambda: window)
+
+
+def normalize(image, dtype="float32"):
+    """RGB in [0, 255] -> (x - 255 mean) / (255 std), cast to `dtype`."""
+    image = tf.cast(image, tf.float32)
+    image = (image - tf.constant(MEAN_RGB) * 255.0) / (tf.constant(STD_RGB) * 255.0)
+    return tf.cast(image, dtype)
+
+
+def to_uint8(image):
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def train_image(encoded, seed, size=224, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3), max_attempts=10,
+                hflip=True, resize_method="bilinear", augment=None, dtype="float32"):
+    """Training view of one encoded image -> [size, size, 3] normalized `dtype`.
+
+    `seed`: int tensor of shape [2] (stateless ops). `augment`: None or a callable (uint8 HWC image, seed) -> uint8
+    image, applied after the resize and before normalization (e.g. `RandAugment`).
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
+    image = decode_window(encoded, lambda shape: inception_crop_window(shape, seeds[0], area_range, aspect_range,
+                                                                        max_attempts))
+    image = tf.image.resize(image, [size, size], method=resize_method)
+    if hflip:
+        image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+    if augment is not None:
+        image = augment(to_uint8(image), seeds[2])
+    return normalize(image, dtype)
+
+
+def eval_image(encoded, size=224, mode="crop_fraction", crop_fraction=CENTER_CROP_FRACTION, short_side=None,
+               resize_method="bilinear", dtype="float32"):
+    """Evaluation view of one encoded image -> [size, size, 3] normalized `dtype` (see the module docstring)."""
+    if mode == "crop_fraction":
+        image = decode_window(encoded, lambda shape: center_crop_window(shape, crop_fraction))
+        image = tf.image.resize(image, [size, size], method=resize_method)
+    elif mode == "resize_short":
+        short_side = short_side or round(size / CENTER_CROP_FRACTION)
+        if short_side < size:
+            raise ValueError(f"short_side={short_side} must be >= size={size}")
+        image = decode_window(encoded, lambda shape: tf.stack([0, 0, shape[0], shape[1]]))
+        image = tf.image.resize(image, resize_short_shape(tf.shape(image)[:2], short_side), method=resize_method)
+        h, w = tf.shape(image)[0], tf.shape(image)[1]
+        y, x = (h - size + 1) // 2, (w - size + 1) // 2  # ceil((h - size) / 2), as pycls
+        image = image[y:y + size, x:x + size, :]
+        image.set_shape([size, size, 3])
+    else:
+        raise ValueError(f"eval mode must be one of {EVAL_MODES}; got {mode!r}")
+    return normalize(image, dtype)
+
+
+def resize_short_shape(shape, short_side):
+    """(h, w) with the short side = `short_side` and the long side floor(long / short x short_side) (pycls)."""
+    h, w = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
+    s = tf.constant(float(short_side), tf.float64)
+    new_h = tf.where(h <= w, s, tf.floor(h / w * s))
+    new_w = tf.where(h <= w, tf.floor(w / h * s), s)
+    return tf.cast(tf.stack([new_h, new_w]), tf.int32)

@@ -1,0 +1,211 @@
+"""Writing standard-format (ImageNet) TFRecords: from arrays, from an image folder; checking existing shards.
+
+    write_shards(examples, out_dir, "train", num_shards=8)        # train-00000-of-00008 ...
+    folder_to_tfrecords("photos/", "records/", num_shards=8)     # root/<class>/*.jpg|png -> shards + label map
+    check_records("records/train-*")                             # counts: ok / corrupt images / truncated files
+
+The format is the one of `tensorflow/tpu` `imagenet_to_gcs.py`: `image/encoded` (the file's bytes), `image/format`,
+`image/class/label` (int64, **1-based**: class k of the sorted class names is stored as k + 1, as ImageNet's
+1..1000), `image/class/synset` (the class name), `image/height`, `image/width`, `image/channels`,
+`image/colorspace`, `image/filename`. The reader's default `label_offset=-1` maps the stored labels to 0..N-1.
+Shards are named `<split>-%05d-of-%05d`; `label_map.txt` holds one `<stored label> <class name>` line per class.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sys
+import threading
+import time
+
+import tensorflow as tf
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+LABEL_MAP = "label_map.txt"
+
+
+def shard_name(split, index, num_shards):
+    return f"{split}-{index:05d}-of-{num_shards:05d}"
+
+
+def make_example(encoded: bytes, label: int, height: int, width: int, synset: str = "", filename: str = "",
+                 image_format: str = "JPEG") -> bytes:
+    """One serialized tf.train.Example in the standard format (`label` is stored as given)."""
+    def b(v):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+    def i(v):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+
+    feature = {
+        "image/encoded": b(encoded), "image/format": b(image_format.encode()), "image/class/label": i(label),
+        "image/class/synset": b(synset.encode()), "image/height": i(height), "image/width": i(width),
+        "image/channels": i(3), "image/colorspace": b(b"RGB"), "image/filename": b(filename.encode()),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_shards(examples, out_dir, split, num_shards):
+    """Writes serialized examples round-robin into `num_shards` files; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.join(out_dir, shard_name(split, i, num_shards)) for i in range(num_shards)]
+    writers = [tf.io.TFRecordWriter(p) for p in paths]
+    try:
+        for k, example in enumerate(examples):
+            writers[k % num_shards].write(example)
+    finally:
+        for w in writers:
+            w.close()
+    return paths
+
+
+def list_image_folder(root):
+    """([(path, class_index)], class_names) for root/<class>/<image>; classes sorted by name -> 0..N-1."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"image folder {root!r} does not exist; expected root/<class name>/*.jpg|png")
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    items = []
+    for k, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        items += [(os.path.join(folder, f), k) for f in sorted(os.listdir(folder))
+                  if f.lower().endswith(IMAGE_EXTENSIONS)]
+    if not items:
+        raise FileNotFoundError(f"no images (*{'|*'.join(IMAGE_EXTENSIONS)}) in {root!r}; expected the layout "
+                                f"root/<class name>/<image>, e.g. {os.path.join(root, 'cat', '0001.jpg')}")
+    return items, classes
+
+
+def _image_format(data: bytes) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:3] == b"GIF":
+        return "GIF"
+    if data[:2] == b"BM":
+        return "BMP"
+    return "UNKNOWN"
+
+
+def encode_file(path, label, class_name):
+    """(serialized example with stored label `label` + 1, None) or (None, error message) for a bad image."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        fmt = _image_format(data)
+        if fmt == "UNKNOWN":
+            raise ValueError("not a JPEG, PNG, GIF or BMP file")
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)  # full decode: catches truncation
+        h, w = int(image.shape[0]), int(image.shape[1])
+    except (tf.errors.OpError, ValueError) as e:
+        return None, f"{path}: {str(e).splitlines()[0][:200]}"
+    return make_example(data, label + 1, h, w, class_name, os.path.basename(path), fmt), None
+
+
+class Progress:
+    """A one-line progress bar on stderr (thread safe)."""
+
+    def __init__(self, total, label="", stream=sys.stderr, width=30):
+        self.total, self.label, self.stream, self.width = total, label, stream, width
+        self.done, self.start, self.lock, self.last = 0, time.perf_counter(), threading.Lock(), 0.0
+
+    def update(self, n=1):
+        with self.lock:
+            self.done += n
+            now = time.perf_counter()
+            if now - self.last > 0.2 or self.done == self.total:
+                self.last = now
+                frac = self.done / max(self.total, 1)
+                bar = "#" * int(frac * self.width)
+                rate = self.done / max(now - self.start, 1e-9)
+                self.stream.write(f"\r{self.label} [{bar:<{self.width}}] {self.done}/{self.total} "
+                                  f"({rate:.0f}/s)")
+                if self.done == self.total:
+                    self.stream.write("\n")
+                self.stream.flush()
+
+
+def folder_to_tfrecords(input_dir, output_dir, num_shards, split="train", workers=4, progress=True, log=print):
+    """Image folder -> `<split>-*-of-*` shards + `label_map.txt`; corrupt images are reported and skipped.
+
+    Shard i gets images i, i + num_shards, ... (classes are spread over all shards); `workers` threads encode and
+    write shards in parallel (TF's decode releases the GIL). Returns a dict: written, skipped, errors, files,
+    classes.
+    """
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be >= 1; got {num_shards}")
+    items, classes = list_image_folder(input_dir)
+    num_shards = min(num_shards, len(items))
+    os.makedirs(output_dir, exist_ok=True)
+    bar = Progress(len(items), f"{split}") if progress else None
+
+    def write_shard(i):
+        path = os.path.join(output_dir, shard_name(split, i, num_shards))
+        written, errors = 0, []
+        with tf.io.TFRecordWriter(path) as writer:
+            for path_in, label in items[i::num_shards]:
+                example, error = encode_file(path_in, label, classes[label])
+                if error:
+                    errors.append(error)
+                else:
+                    writer.write(example)
+                    written += 1
+                if bar:
+                    bar.update()
+        return path, written, errors
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+        results = list(pool.map(write_shard, range(num_shards)))
+    with open(os.path.join(output_dir, LABEL_MAP), "w", encoding="utf-8") as f:
+        f.writelines(f"{k + 1} {name}\n" for k, name in enumerate(classes))
+    errors = [e for _, _, errs in results for e in errs]
+    for e in errors:
+        log(f"skipped corrupt image {e}")
+    return {"written": sum(r[1] for r in results), "skipped": len(errors), "errors": errors,
+            "files": [r[0] for r in results], "classes": classes}
+
+
+def read_label_map(data_dir):
+    """{stored label: class name} from `label_map.txt`, or None when there is none."""
+    path = os.path.join(data_dir, LABEL_MAP)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return {int(k): name for k, name in (line.rstrip("\n").split(" ", 1) for line in f if line.strip())}
+
+
+def check_records(pattern, label_range=None, label_offset=-1):
+    """Scans every record of the files matching `pattern` (slow: decodes every image; a diagnosis tool).
+
+    Returns a dict: records, ok, corrupt (list of (file, index, message): undecodable images),
+    bad_labels (list of (file, index, label after offset)), truncated (list of (file, index of the first
+    unreadable record, message)). `label_range`: (lo, hi) valid labels after the offset, hi exclusive.
+    """
+    from regnet_tf.data.sources import FEATURES
+
+    files = sorted(tf.io.gfile.glob(pattern))
+    report = {"files": len(files), "records": 0, "ok": 0, "corrupt": [], "bad_labels": [], "truncated": []}
+    for path in files:
+        it, index = iter(tf.data.TFRecordDataset(path)), 0
+        while True:
+            try:
+                record = next(it)
+            except StopIteration:
+                break
+            except tf.errors.OpError as e:  # DataLossError: truncated or corrupted file
+                report["truncated"].append((path, index, str(e).splitlines()[0][:200]))
+                break
+            report["records"] += 1
+            try:
+                parsed = tf.io.parse_single_example(record, FEATURES)
+                tf.io.decode_image(parsed["image/encoded"], channels=3, expand_animations=False)
+                label = int(parsed["image/class/label"]) + label_offset
+                if label_range is not None and not label_range[0] <= label < label_range[1]:
+                    report["bad_labels"].append((path, index, label))
+                else:
+                    report["ok"] += 1
+            except tf.errors.OpError as e:
+                report["corrupt"].append((path, index, str(e).splitlines()[0][:200]))
+            index += 1
+    return report

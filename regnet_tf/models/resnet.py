@@ -1,0 +1,134 @@
+"""ResNet, ResNet-D and ResNet-RS ("Revisiting ResNets", Bello et al. 2021): spec, block allocations and zoo.
+
+One `ResNetSpec` covers every option the paper's studies toggle: depth (block allocation, Table 11 and appendix E),
+width multiplier (Table 12), stem (``v0``: 7x7 s2 + 3x3 s2 max pool; ``v1``: ResNet-D's three 3x3 convs), the max
+pool replaced by a 3x3 s2 conv, the ResNet-D shortcut (2x2 s2 average pool + 1x1 conv, on strided blocks only, as
+the TF1 reference), squeeze-excitation, stochastic depth, dropout, zero-init of the last BN and the activation.
+Bottleneck blocks have the stride on the 3x3 conv (the paper's ResNet-D "switched strides", torchvision v1.5).
+Pure Python: no TensorFlow here; the Keras blocks are in ``regnet_tf/models/blocks.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Tuple
+
+from regnet_tf.models.registry import register
+
+# Blocks in c2, c3, c4, c5 (paper Table 11; 300 and 400 from appendix E; 26 as TF Model Garden's bottleneck ResNet-26).
+BLOCK_ALLOCATIONS = {
+    26: (2, 2, 2, 2),
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+    200: (3, 24, 36, 3),
+    270: (4, 29, 53, 4),
+    300: (4, 36, 54, 4),
+    350: (4, 36, 72, 4),
+    400: (6, 48, 72, 6),
+    420: (4, 44, 87, 4),
+}
+# Paper Table 12: dropout rate per width multiplier in the scaling study (350 epochs).
+DROPOUT_BY_WIDTH = {0.25: 0.0, 0.5: 0.1, 1.0: 0.25, 1.5: 0.6, 2.0: 0.75}
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetSpec:
+    """A bottleneck ResNet as per-stage lists. Block output width = ``expansion`` x bottleneck width ``ws[i]``."""
+
+    ds: Tuple[int, ...]  # blocks per stage (c2..c5)
+    ws: Tuple[int, ...] = (64, 128, 256, 512)  # bottleneck widths
+    ss: Tuple[int, ...] = (1, 2, 2, 2)
+    expansion: int = 4
+    stem: str = "v0"  # "v0": 7x7 s2 conv; "v1": 3x3 s2 (stem_w/2), 3x3 (stem_w/2), 3x3 (stem_w)  [ResNet-D]
+    stem_w: int = 64
+    replace_stem_pool: bool = False  # 3x3 s2 conv + BN + act (width stem_w) instead of the 3x3 s2 max pool
+    resnetd_shortcut: bool = False  # 2x2 s2 average pool + 1x1 conv on strided projection shortcuts
+    se_ratio: float = 0.0  # SE on the block output: width max(1, int(se_ratio * expansion * w)); ReLU inside
+    drop_path_rate: float = 0.0  # stochastic depth: stage i (1..4) drops its residual branch w.p. rate * (i + 1) / 5
+    dropout: float = 0.0  # before the classifier
+    activation: str = "relu"  # "relu" (paper, TF1) or "silu" (= swish, Model Garden TF2 configs)
+    zero_init_last_bn: bool = True  # TF1 reference: gamma = 0 for each block's last BN
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.9  # Keras convention; the RS recipes use 0 together with an EMA of the BN statistics
+    head_w: int = 0  # no head conv (kept for the shared head code)
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, tuple(v))  # noqa: E731  (frozen dataclass)
+        set_("ds", (int(d) for d in self.ds))
+        set_("ws", (int(w) for w in self.ws))
+        set_("ss", (int(s) for s in self.ss))
+        if not (len(self.ds) == len(self.ws) == len(self.ss)) or not self.ds:
+            raise ValueError(f"ds, ws and ss need one entry per stage; got {self.ds}, {self.ws}, {self.ss}")
+        if self.stem not in ("v0", "v1"):
+            raise ValueError(f"unknown ResNet stem {self.stem!r}; valid: v0 (7x7 conv), v1 (ResNet-D 3x3 convs)")
+        if self.activation not in ("relu", "silu"):
+            raise ValueError(f"unknown activation {self.activation!r}; valid: relu, silu")
+        if not 0 <= self.drop_path_rate < 1 or not 0 <= self.dropout < 1:
+            raise ValueError(f"rates must be in [0, 1); got drop_path_rate={self.drop_path_rate}, dropout={self.dropout}")
+        if any(d < 1 for d in self.ds) or any(w < 1 for w in self.ws):
+            raise ValueError(f"depths and widths must be positive; got ds={self.ds}, ws={self.ws}")
+
+    @classmethod
+    def from_depth(cls, depth: int, width: float = 1.0, variant: str = "rs", **kwargs) -> "ResNetSpec":
+        """A ResNet of a paper depth (26 ... 420) and width multiplier; ``variant``: plain | d | rs.
+
+        plain: v0 stem, no SE. d: ResNet-D (v1 stem, max pool replaced by a conv, average-pool shortcut).
+        rs: ResNet-D + SE 0.25 (the ResNet-RS architecture). Stem widths scale with ``width`` as in TF Model Garden.
+        """
+        if depth not in BLOCK_ALLOCATIONS:
+            raise ValueError(f"no block allocation for depth {depth}; valid depths: {sorted(BLOCK_ALLOCATIONS)}")
+        if variant not in ("plain", "d", "rs"):
+            raise ValueError(f"unknown ResNet variant {variant!r}; valid: plain, d, rs")
+        ws = tuple(int(w * width) for w in (64, 128, 256, 512))
+        d = variant in ("d", "rs")
+        opts = dict(stem="v1" if d else "v0", replace_stem_pool=d, resnetd_shortcut=d, se_ratio=0.25 if variant == "rs" else 0.0)
+        return cls(ds=BLOCK_ALLOCATIONS[depth], ws=ws, stem_w=int(64 * width), **{**opts, **kwargs})
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.ds)
+
+    @property
+    def out_width(self) -> int:
+        return self.ws[-1] * self.expansion
+
+    def stem_widths(self):
+        return (self.stem_w,) if self.stem == "v0" else (self.stem_w // 2, self.stem_w // 2, self.stem_w)
+
+    def drop_path_rates(self):
+        """Per-stage stochastic depth rates: rate * (i + 1) / (S + 1) for stage i = 1..S (TF1 and TF2 references)."""
+        n = self.num_stages
+        return tuple(self.drop_path_rate * (i + 1) / (n + 1) for i in range(1, n + 1))
+
+    def blocks(self):
+        """Yields (stage, block, w_in, w_b, w_out, stride, drop_path) for every block (1-based indices)."""
+        w_in = self.stem_w
+        for i, (d, w, s, dp) in enumerate(zip(self.ds, self.ws, self.ss, self.drop_path_rates())):
+            for j in range(d):
+                yield i + 1, j + 1, w_in, w, w * self.expansion, (s if j == 0 else 1), dp
+                w_in = w * self.expansion
+
+    def replace(self, **changes) -> "ResNetSpec":
+        return dataclasses.replace(self, **changes)
+
+
+# ---- The zoo ---- #
+# Plain ResNet and ResNet-D at 224; ResNet-RS with the regularization tf_keras bakes into each factory and the
+# largest resolution the paper trains each depth at (Table 7 / Table 8; the recipes set the per-resolution values).
+for _depth in (50, 101, 152, 200):
+    register(f"resnet_{_depth}", ResNetSpec.from_depth(_depth, variant="plain"), resolution=224, family="resnet",
+             factory=f"ResNet{_depth}", paper_name=f"ResNet-{_depth}",
+             source="He et al. 2016 block allocation (paper Table 11), stride on the 3x3 conv")
+    register(f"resnet_d_{_depth}", ResNetSpec.from_depth(_depth, variant="d"), resolution=224, family="resnet",
+             factory=f"ResNetD{_depth}", paper_name=f"ResNet-D-{_depth}",
+             source="ResNet-D (He et al. 2018) as in the ResNet-RS code: deep stem, conv instead of max pool, avg-pool shortcut")
+
+_RS = {  # depth: (resolution, dropout, stochastic depth) - paper Table 8 at the largest resolution of each depth
+    50: (160, 0.25, 0.0), 101: (192, 0.25, 0.0), 152: (256, 0.25, 0.0), 200: (256, 0.25, 0.1),
+    270: (256, 0.25, 0.1), 350: (320, 0.4, 0.1), 420: (320, 0.4, 0.1),
+}
+for _depth, (_res, _do, _sd) in _RS.items():
+    register(f"resnet_rs_{_depth}", ResNetSpec.from_depth(_depth, variant="rs", dropout=_do, drop_path_rate=_sd),
+             resolution=_res, family="resnet_rs", factory=f"ResNetRS{_depth}", paper_name=f"ResNet-RS-{_depth}",
+             source="Revisiting ResNets Tables 7, 8 and 11; TF1 resnet_rs code")
