@@ -7,14 +7,23 @@ The spec, generation and complexity tools here are pure Python (importing them d
 from regnet_tf.counter import complexity
 from regnet_tf.models.anynet import AnyNetSpec, adjust_block_compatibility
 from regnet_tf.models.regnet import RegNetSpec, generate_regnet
-from regnet_tf.models.registry import get_entry, get_spec, list_models, to_anynet
+from regnet_tf.models.efficientnet import EffNetSpec
+from regnet_tf.models.registry import get_entry, get_spec, list_models, resolve, to_anynet
+from regnet_tf.models.resnet import ResNetSpec
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnyNetSpec", "RegNetSpec", "adjust_block_compatibility", "build_model", "complexity", "generate_regnet",
-    "get_entry", "get_spec", "list_models", "to_anynet",
+    "AnyNetSpec", "EffNetSpec", "RegNetSpec", "ResNetSpec", "adjust_block_compatibility", "build_model",
+    "complexity", "generate_regnet", "get_entry", "get_spec", "list_models", "resolve", "scale", "to_anynet",
 ]
+
+
+def scale(spec_or_name, factor, strategy="dWr", alpha=0.8, resolution=None):
+    """Scale a model by a flops factor: see `regnet_tf.scaling.scale`. Returns (spec, resolution)."""
+    from regnet_tf.scaling import scale as _scale
+
+    return _scale(spec_or_name, factor, strategy, alpha, resolution)
 
 
 def __getattr__(name):

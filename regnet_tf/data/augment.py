@@ -57,17 +57,27 @@ def posterize(image, bits):
     return tf.bitwise.bitwise_and(image, tf.constant((0xFF << shift) & 0xFF, tf.uint8))
 
 
+def _below(image, threshold):
+    """uint8 1 where image < threshold (a Python int), else 0."""
+    if threshold > 255:
+        return tf.ones_like(image)
+    return tf.cast(image < tf.constant(max(int(threshold), 0), tf.uint8), tf.uint8)
+
+
 def solarize(image, threshold=128):
     """Values >= threshold become 255 - x (no-op for threshold >= 256)."""
     if threshold >= 256:
         return tf.identity(image)
-    return tf.where(image < tf.constant(max(int(threshold), 0), tf.uint8), image, 255 - image)
+    # 255 - x == x XOR 255 on uint8; tf.where on images is ~10x slower than these elementwise ops.
+    return tf.bitwise.bitwise_xor(image, (1 - _below(image, threshold)) * tf.constant(255, tf.uint8))
 
 
 def solarize_add(image, addition=0, threshold=128):
     """Values < threshold get `addition` added (clipped to [0, 255])."""
-    added = tf.cast(tf.clip_by_value(tf.cast(image, tf.int32) + int(addition), 0, 255), tf.uint8)
-    return tf.where(tf.cast(image, tf.int32) < threshold, added, image)
+    addition = int(addition)
+    if addition >= 0:  # uint8 arithmetic: x + min(255 - x, a) saturates at 255
+        return image + _below(image, threshold) * tf.minimum(255 - image, min(addition, 255))
+    return image - _below(image, threshold) * tf.minimum(image, min(-addition, 255))
 
 
 def grayscale(image):
@@ -88,7 +98,7 @@ def contrast(image, factor):
 
 def brightness(image, factor):
     """PIL Brightness: blend black with the image."""
-    return _blend(0.0, image, factor)
+    return tf.cast(tf.clip_by_value(tf.cast(image, tf.float32) * factor, 0.0, 255.0), tf.uint8)
 
 
 def sharpness(image, factor):
@@ -107,9 +117,9 @@ def autocontrast(image):
     x = tf.cast(image, tf.float32)
     lo = tf.reduce_min(x, axis=[0, 1])
     hi = tf.reduce_max(x, axis=[0, 1])
-    scale = 255.0 / tf.maximum(hi - lo, 1.0)
-    out = tf.cast(tf.clip_by_value(x * scale + (-lo * scale), 0.0, 255.0), tf.uint8)
-    return tf.where(hi > lo, out, image)
+    scale = tf.where(hi > lo, 255.0 / tf.maximum(hi - lo, 1.0), 1.0)  # scale 1, offset 0: unchanged channel
+    offset = tf.where(hi > lo, -lo * scale, 0.0)
+    return tf.cast(tf.clip_by_value(x * scale + offset, 0.0, 255.0), tf.uint8)
 
 
 def equalize(image):
@@ -118,8 +128,10 @@ def equalize(image):
     x = tf.cast(image, tf.int32)
     channels = x.shape[-1] if x.shape[-1] is not None else 3
     offsets = tf.range(channels) * 256
-    hist = tf.reshape(tf.math.bincount(tf.reshape(x + offsets, [-1]), minlength=256 * channels,
-                                       maxlength=256 * channels), [channels, 256])
+    # Bin v of [0, 256c - 1] in 256c bins is floor(v * 256c / (256c - 1)) = v (the last one clipped): one histogram
+    # for all channels; histogram_fixed_width is ~5x faster than bincount here.
+    hist = tf.reshape(tf.histogram_fixed_width(x + offsets, [0, 256 * channels - 1], nbins=256 * channels),
+                      [channels, 256])
     top = tf.gather(hist, tf.reduce_max(x, axis=[0, 1]), batch_dims=1)  # count of each channel's highest value
     step = (tf.reduce_sum(hist, axis=1) - top) // 255
     safe = tf.maximum(step, 1)[:, None]
@@ -166,27 +178,39 @@ def shear_y(image, level, fill=FILL):
     return transform(image, tf.stack([1.0, 0.0, 0.0, level, 1.0, 0.0, 0.0, 0.0]), fill)
 
 
+def _shift(image, pixels, axis, fill):
+    """out[i] = in[i + s] along `axis` (fill outside), s = pixels rounded half away from zero: the nearest-neighbour
+    projective transform for a translation, done as a pad and a slice (~10x faster)."""
+    pixels = tf.cast(pixels, tf.float32)
+    size = tf.shape(image)[axis]
+    s = tf.cast(tf.sign(pixels) * tf.floor(tf.abs(pixels) + 0.5), tf.int32)
+    s = tf.clip_by_value(s, -size, size)
+    pad = tf.abs(s)
+    paddings = tf.tensor_scatter_nd_update(tf.zeros([3, 2], tf.int32), [[axis, 0], [axis, 1]], tf.stack([pad, pad]))
+    padded = tf.pad(image, paddings, constant_values=tf.constant(fill, image.dtype))
+    begin = tf.tensor_scatter_nd_update(tf.zeros([3], tf.int32), [[axis]], [pad + s])
+    return tf.slice(padded, begin, tf.shape(image))
+
+
 def translate_x(image, pixels, fill=FILL):
     """Output (x, y) reads input (x + pixels, y): positive `pixels` moves the content left (PIL/reference)."""
-    pixels = tf.cast(pixels, tf.float32)
-    return transform(image, tf.stack([1.0, 0.0, pixels, 0.0, 1.0, 0.0, 0.0, 0.0]), fill)
+    return _shift(image, pixels, 1, fill)
 
 
 def translate_y(image, pixels, fill=FILL):
     """Output (x, y) reads input (x, y + pixels): positive `pixels` moves the content up."""
-    pixels = tf.cast(pixels, tf.float32)
-    return transform(image, tf.stack([1.0, 0.0, 0.0, 0.0, 1.0, pixels, 0.0, 0.0]), fill)
+    return _shift(image, pixels, 0, fill)
 
 
 def cutout(image, pad_size, center, fill=FILL):
     """Fill rows [cy - pad, cy + pad) x columns [cx - pad, cx + pad) (clipped to the image) with `fill`.
     `center` = (cy, cx) int tensors; the reference draws them uniformly over the whole image."""
-    cy, cx = tf.cast(center[0], tf.int32), tf.cast(center[1], tf.int32)
     shape = tf.shape(image)
-    rows = tf.range(shape[0])[:, None, None]
-    cols = tf.range(shape[1])[None, :, None]
-    inside = (rows >= cy - pad_size) & (rows < cy + pad_size) & (cols >= cx - pad_size) & (cols < cx + pad_size)
-    return tf.where(inside, tf.constant(fill, image.dtype), image)
+    lo = [tf.clip_by_value(tf.cast(center[i], tf.int32) - pad_size, 0, shape[i]) for i in range(2)]
+    hi = [tf.clip_by_value(tf.cast(center[i], tf.int32) + pad_size, lo[i], shape[i]) for i in range(2)]
+    box = tf.ones(tf.stack([hi[0] - lo[0], hi[1] - lo[1], shape[2]]), tf.uint8)
+    mask = tf.pad(box, [[lo[0], shape[0] - hi[0]], [lo[1], shape[1] - hi[1]], [0, 0]])
+    return image + mask * (tf.constant(fill, tf.uint8) - image)  # uint8 wraps: x + (fill - x) == fill
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Model scaling ("Fast and Accurate Model Scaling", Dollár, Singh & Girshick 2021).
+
+Scale any spec by a flops factor ``s`` along depth d, width w (and group width g) and resolution r. A strategy gives
+the share of the flops each dimension takes: with weights (ω_d, ω_w, ω_r), S = ω_d + ω_w + ω_r,
+
+    d x= s^(ω_d / S),   w x= s^(ω_w / 2S),   r x= s^(ω_r / 2S)      (flops ~ d w^2 r^2, so d w^2 r^2 = s)
+
+- simple and uniform compound strategies: ``"d"``, ``"w"``, ``"r"``, ``"dw"``, ``"dr"``, ``"wr"``, ``"dwr"``
+  (weight 1 for each letter, paper Tables 1-2);
+- fast compound scaling ``"dWr"`` with parameter ``alpha`` (paper section 4, Table 4): ω_d = ω_r = (1 - alpha) / 2,
+  ω_w = alpha, i.e. d x= s^((1-a)/2), w x= s^(a/2), r x= s^((1-a)/4), so activations grow as s^(1 - a/2);
+  alpha = 0.8 is pycls's ``"d1_w8_g8_r1"``;
+- pycls weight strings such as ``"d1_w8_g8_r1"`` or ``"d1_w1_g0"`` (an explicit ``g`` weight).
+
+Group width scales like width (the paper's default for group convs, section 3.5) unless a weight string gives ``g``
+(pycls's bare letters leave g alone: write ``"d1_w1_g0"`` for that). Depthwise convs (EfficientNet) keep g = 1.
+Rounding is pycls's: depth max(1, round(d x s_d)), widths max(1, round(w x s_w / 8)) x 8, group widths
+max(1, round(g x s_g)) then 1-2 kept, 3-5 -> 4, larger -> multiple of 8, then the compatibility adjustment;
+resolution round(r x s_r / 4) x 4. Python's round (half to even) as pycls.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from regnet_tf.models.anynet import AnyNetSpec, adjust_block_compatibility
+from regnet_tf.models.efficientnet import EffNetSpec
+from regnet_tf.models.registry import get_entry, resolve
+from regnet_tf.models.resnet import ResNetSpec
+
+STRATEGIES = ("d", "w", "r", "dw", "dr", "wr", "dwr", "dWr")
+
+
+def strategy_weights(strategy: str, alpha: float = 0.8) -> dict:
+    """Flops-share weights {"d", "w", "g", "r"} of a strategy name or a pycls weight string."""
+    if strategy == "dWr":
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1]; got {alpha}")
+        return {"d": (1 - alpha) / 2, "w": alpha, "g": alpha, "r": (1 - alpha) / 2}
+    if strategy in STRATEGIES:
+        weights = {k: float(k in strategy) for k in "dwr"}
+        return {**weights, "g": weights["w"]}
+    if re.fullmatch(r"([dwgr]\d+(\.\d+)?)(_[dwgr]\d+(\.\d+)?)*", strategy):
+        weights = {k: 0.0 for k in "dwgr"}
+        weights.update({part[0]: float(part[1:]) for part in strategy.split("_")})
+        if "g" not in strategy:
+            weights["g"] = weights["w"]
+        return weights
+    raise ValueError(f"unknown scaling strategy {strategy!r}; valid: {', '.join(STRATEGIES)} or a weight string "
+                     "such as 'd1_w8_g8_r1'")
+
+
+def scaling_factors(strategy: str, s: float, alpha: float = 0.8):
+    """(d, w, g, r) multipliers with d * w^2 * r^2 == s."""
+    if s <= 0:
+        raise ValueError(f"the flops factor must be positive; got {s}")
+    wt = strategy_weights(strategy, alpha)
+    total = wt["d"] + wt["w"] + wt["r"] or wt["g"] / 2 or 1.0
+    d, w, g, r = (s ** (wt["d"] / total), s ** (wt["w"] / total / 2), s ** (wt["g"] / total / 2),
+                  s ** (wt["r"] / total / 2))
+    assert math.isclose(d * w * w * r * r, s, rel_tol=1e-6) or d == w == r == 1.0
+    return d, w, g, r
+
+
+def _depth(d, k):
+    return max(1, round(d * k))
+
+
+def _width(w, k):
+    return max(1, round(w * k / 8)) * 8
+
+
+def _group(g, k):
+    g = max(1, round(g * k))
+    return g if g <= 2 else 4 if g <= 5 else round(g / 8) * 8
+
+
+def scale(spec_or_name, factor: float, strategy: str = "dWr", alpha: float = 0.8, resolution: int = None):
+    """Scales a model (registry name or spec) by ``factor`` x flops. Returns (new spec, new resolution).
+
+    RegNet specs come back as AnyNetSpecs (per-stage lists), as in pycls. ``resolution`` defaults to the model's
+    registered resolution (224 for a bare spec).
+    """
+    if resolution is None:
+        resolution = get_entry(spec_or_name).resolution if isinstance(spec_or_name, str) else 224
+    spec = resolve(spec_or_name)
+    kd, kw, kg, kr = scaling_factors(strategy, factor, alpha)
+    ds = tuple(_depth(d, kd) for d in spec.ds)
+    if isinstance(spec, AnyNetSpec):
+        ws = [_width(w, kw) for w in spec.ws]
+        gs = [_group(g, kg) for g in spec.gs]
+        if spec.block == "R":
+            gs = [max(1, int(w * b)) for w, b in zip(ws, spec.bs)]
+        ws, bs, gs = adjust_block_compatibility(ws, list(spec.bs), gs)
+        new = spec.replace(ds=ds, ws=tuple(ws), bs=tuple(bs), gs=tuple(gs))
+    elif isinstance(spec, EffNetSpec):  # depthwise convs: g stays 1
+        ws, _, _ = adjust_block_compatibility([_width(w, kw) for w in spec.ws], list(spec.exp_rs), [1] * len(ds))
+        new = spec.replace(ds=ds, ws=tuple(ws), stem_w=_width(spec.stem_w, kw), head_w=_width(spec.head_w, kw))
+    elif isinstance(spec, ResNetSpec):  # bottleneck widths (one group each) and the stem
+        new = spec.replace(ds=ds, ws=tuple(_width(w, kw) for w in spec.ws), stem_w=_width(spec.stem_w, kw))
+    else:
+        raise TypeError(f"cannot scale a {type(spec).__name__}")
+    return new, int(round(resolution * kr / 4) * 4)
+
+
+def describe(spec) -> str:
+    """One line per stage: depth, width, group width or expansion (for the CLI)."""
+    lines = []
+    for i in range(spec.num_stages):
+        d, w = spec.ds[i], spec.ws[i]
+        if isinstance(spec, AnyNetSpec):
+            extra = f"b={spec.bs[i]:g} g={spec.gs[i]}"
+        elif isinstance(spec, EffNetSpec):
+            extra = f"exp={spec.exp_rs[i]} k={spec.ks[i]} s={spec.ss[i]}"
+        else:
+            extra = f"out={w * spec.expansion}"
+        lines.append(f"  stage {i + 1}: d={d:<3d} w={w:<5d} {extra}")
+    return "\n".join(lines)
