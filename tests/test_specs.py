@@ -75,7 +75,7 @@ def test_regnetz_complexity(key):
 
 def test_zoo_is_complete():
     names = list_models()
-    assert len(names) == 27 and set(PYCLS) <= set(names)
+    assert len([n for n in names if n.startswith("regnet")]) == 27 and set(PYCLS) <= set(names)
     assert {"regnetz_005", "regnetz_040", "regnetz_040_h"} <= set(names)
     assert list_models("regnety") == [n for n in names if n.startswith("regnety")]
     assert list_models("regnet?_00*") == [n for n in names if n[7:10] == "_00"]
@@ -174,7 +174,7 @@ def test_counter_conventions_by_hand():
 
 
 def test_unknown_model_lists_close_matches():
-    with pytest.raises(ValueError, match="Did you mean: .*regnety_016.*Valid names: regnetx_002"):
+    with pytest.raises(ValueError, match="Did you mean: .*regnety_016.*Valid names: .*regnetx_002"):
         get_spec("regnety_16")
     with pytest.raises(ValueError, match="Unknown model"):
         complexity("resnet9000")

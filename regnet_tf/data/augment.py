@@ -19,6 +19,9 @@ Choices on the reference quirks (docs/AUGMENT.md has the details):
   defaults to fill_mode="reflect", which silently bypasses its 128 fill).
 - `include_identity=True` is the TF2 reference (17 equiprobable choices, the last one identity); False is TF1 (16).
 
+Speed: no tf.where and no broadcasting along the channel axis on images (both are slow on CPU); rotate and shear
+are one row gather (equal to ImageProjectiveTransformV3, NEAREST, ~3x faster), translate a slice and a concat.
+
 Randomness is stateless: `RandAugment()(image, seed)` with an int seed tensor of shape [2] is reproducible; without a
 seed, a fresh seed is drawn with `tf.random.uniform` so each call differs.
 """
@@ -52,7 +55,8 @@ def invert(image):
 
 
 def posterize(image, bits):
-    """Keep the `bits` most significant bits of each value (bits >= 8: no-op, bits <= 0: black)."""
+    """Keep the `bits` most significant bits of each value. Outside 1..8 bits, PIL's meaning (bits >= 8: no-op,
+    bits <= 0: black); the reference's clamped uint8 shifts keep 1 bit there."""
     shift = 8 - min(max(int(bits), 0), 8)
     return tf.bitwise.bitwise_and(image, tf.constant((0xFF << shift) & 0xFF, tf.uint8))
 
@@ -80,20 +84,24 @@ def solarize_add(image, addition=0, threshold=128):
     return image - _below(image, threshold) * tf.minimum(image, min(-addition, 255))
 
 
-def grayscale(image):
-    """The uint8 luma of tf.image.rgb_to_grayscale (0.2989 R + 0.587 G + 0.114 B), shape HxWx1."""
-    return tf.image.rgb_to_grayscale(image)
+def grayscale(image, channels=1):
+    """uint8-valued float32 luma, as tf.image.rgb_to_grayscale (x / 255 . (0.2989, 0.587, 0.114), times 255.5,
+    truncated), repeated `channels` times, shape HxWx`channels`. One small matmul instead of a broadcast."""
+    shape = tf.shape(image)
+    weights = tf.constant([[0.2989] * channels, [0.587] * channels, [0.114] * channels], tf.float32)
+    flat = tf.reshape(tf.cast(image, tf.float32) * (1.0 / 255.0), [-1, 3])
+    gray = tf.floor(tf.matmul(flat, weights) * 255.5)
+    return tf.reshape(gray, tf.stack([shape[0], shape[1], channels]))
 
 
 def color(image, factor):
     """PIL Color: blend the grayscale image (factor 0) with the image (factor 1)."""
-    return _blend(grayscale(image), image, factor)
+    return _blend(grayscale(image, 3), image, factor)
 
 
 def contrast(image, factor):
     """PIL Contrast: blend a constant image at the (truncated) mean grayscale value with the image."""
-    mean = tf.reduce_mean(tf.cast(grayscale(image), tf.float32))
-    return _blend(tf.floor(tf.clip_by_value(mean, 0.0, 255.0)), image, factor)
+    return _blend(tf.floor(tf.reduce_mean(grayscale(image))), image, factor)
 
 
 def brightness(image, factor):
@@ -105,21 +113,29 @@ def sharpness(image, factor):
     """PIL Sharpness: blend the SMOOTH-filtered image (3x3 kernel [1 1 1; 1 5 1; 1 1 1] / 13, floor; the one-pixel
     border keeps the original values) with the image."""
     x = tf.cast(image, tf.float32)
+    shape = tf.shape(image)
     kernel = tf.constant([[1, 1, 1], [1, 5, 1], [1, 1, 1]], tf.float32)[:, :, None, None]
-    smooth = tf.nn.depthwise_conv2d(x[None], tf.tile(kernel, [1, 1, 3, 1]), [1, 1, 1, 1], "VALID")[0]
+    smooth = tf.nn.depthwise_conv2d(x[None], tf.tile(kernel, [1, 1, 3, 1]), [1, 1, 1, 1], "SAME")[0]
     smooth = tf.floor(smooth / 13.0)  # integer sums are exact in float32, so this is floor(sum / 13)
-    degenerate = x + tf.pad(smooth - x[1:-1, 1:-1], [[1, 1], [1, 1], [0, 0]])
-    return _blend(degenerate, x, factor)
+    inner = tf.maximum(shape[:2] - 2, 0)  # the interior; images under 3 pixels have none
+    top = tf.minimum(shape[:2], 1)
+    interior = tf.pad(tf.ones(tf.concat([inner, shape[2:]], 0)),
+                      tf.stack([tf.stack([top[0], shape[0] - top[0] - inner[0]]),
+                                tf.stack([top[1], shape[1] - top[1] - inner[1]]), [0, 0]]))
+    return _blend(x + interior * (smooth - x), x, factor)
 
 
 def autocontrast(image):
     """Per channel, map [min, max] linearly to [0, 255] (channels with min == max are left unchanged)."""
-    x = tf.cast(image, tf.float32)
-    lo = tf.reduce_min(x, axis=[0, 1])
-    hi = tf.reduce_max(x, axis=[0, 1])
+    lo = tf.cast(tf.reduce_min(image, axis=[0, 1]), tf.float32)  # uint8 reductions: ~3x faster than float32
+    hi = tf.cast(tf.reduce_max(image, axis=[0, 1]), tf.float32)
     scale = tf.where(hi > lo, 255.0 / tf.maximum(hi - lo, 1.0), 1.0)  # scale 1, offset 0: unchanged channel
     offset = tf.where(hi > lo, -lo * scale, 0.0)
-    return tf.cast(tf.clip_by_value(x * scale + offset, 0.0, 255.0), tf.uint8)
+    shape = tf.shape(image)
+    flat = tf.reshape(tf.cast(image, tf.float32), [-1, 3])
+    # x * scale + offset per channel as two small matmuls: faster than broadcasting along the last axis on CPU.
+    out = tf.matmul(flat, tf.linalg.diag(scale)) + tf.matmul(tf.ones([shape[0] * shape[1], 1]), offset[None])
+    return tf.cast(tf.clip_by_value(tf.reshape(out, shape), 0.0, 255.0), tf.uint8)
 
 
 def equalize(image):
@@ -127,69 +143,92 @@ def equalize(image):
     step = (pixels - count of the highest value) // 255 (channels with step 0 are left unchanged)."""
     x = tf.cast(image, tf.int32)
     channels = x.shape[-1] if x.shape[-1] is not None else 3
-    offsets = tf.range(channels) * 256
+    # value + 256 * channel, without broadcasting along the last axis (several times slower on CPU)
+    flat = x + tf.reshape(tf.range(tf.size(x)) % channels * 256, tf.shape(x))
     # Bin v of [0, 256c - 1] in 256c bins is floor(v * 256c / (256c - 1)) = v (the last one clipped): one histogram
     # for all channels; histogram_fixed_width is ~5x faster than bincount here.
-    hist = tf.reshape(tf.histogram_fixed_width(x + offsets, [0, 256 * channels - 1], nbins=256 * channels),
+    hist = tf.reshape(tf.histogram_fixed_width(flat, [0, 256 * channels - 1], nbins=256 * channels),
                       [channels, 256])
-    top = tf.gather(hist, tf.reduce_max(x, axis=[0, 1]), batch_dims=1)  # count of each channel's highest value
+    top = tf.gather(hist, tf.cast(tf.reduce_max(image, axis=[0, 1]), tf.int32), batch_dims=1)  # top value's count
     step = (tf.reduce_sum(hist, axis=1) - top) // 255
     safe = tf.maximum(step, 1)[:, None]
     lut = (tf.cumsum(hist, axis=1) + safe // 2) // safe
     lut = tf.clip_by_value(tf.pad(lut[:, :-1], [[0, 0], [1, 0]]), 0, 255)  # shift right by one, starting at 0
     lut = tf.where(step[:, None] == 0, tf.range(256)[None], lut)
-    return tf.cast(tf.gather(tf.reshape(lut, [-1]), x + offsets), tf.uint8)
+    return tf.gather(tf.cast(tf.reshape(lut, [-1]), tf.uint8), flat)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Geometric ops: one projective transform each (nearest neighbour, constant fill)
+# Geometric ops: nearest-neighbour affine maps with a constant fill
 # ----------------------------------------------------------------------------------------------------------------
 
-def transform(image, transform_vector, fill=FILL):
-    """Apply the projective transform [a0 a1 a2 b0 b1 b2 c0 c1] that maps each *output* pixel (x, y) to the input
-    point ((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1; outside pixels get `fill`."""
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=tf.reshape(tf.cast(transform_vector, tf.float32), [1, 8]),
-        output_shape=tf.shape(image)[:2], fill_value=tf.constant(fill, tf.float32),
-        interpolation="NEAREST", fill_mode="CONSTANT")
-    return out[0]
+def affine(image, transform, fill=FILL):
+    """Output pixel (x, y) reads input (round(a0 x + a1 y + a2), round(b0 x + b1 y + b2)), `transform` =
+    [a0, a1, a2, b0, b1, b2]; points outside the image read `fill`. Equals tf.raw_ops.ImageProjectiveTransformV3
+    (NEAREST, CONSTANT; float32 coordinates, rounding half away from zero) but ~3x faster on CPU: one row gather
+    from the flattened image plus a fill row."""
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    t = tf.cast(transform, tf.float32)
+    ys = tf.cast(tf.range(h), tf.float32)[:, None]
+    xs = tf.cast(tf.range(w), tf.float32)[None, :]
+
+    def nearest(v, size):  # clip first so the int cast cannot overflow; -2 and size + 1 stay outside
+        v = tf.clip_by_value(v, -2.0, tf.cast(size, tf.float32) + 1.0)
+        return tf.cast(v + 0.5 * tf.sign(v), tf.int32)  # truncation of v +- 0.5
+
+    ix = nearest(t[0] * xs + t[1] * ys + t[2], w)
+    iy = nearest(t[3] * xs + t[4] * ys + t[5], h)
+    inside = tf.cast((ix >= 0) & (ix < w) & (iy >= 0) & (iy < h), tf.int32)
+    index = inside * (iy * w + ix) + (1 - inside) * (h * w)  # row h * w of the table is the fill
+    table = tf.concat([tf.reshape(image, [-1, shape[2]]), tf.fill([1, shape[2]], tf.constant(fill, image.dtype))], 0)
+    return tf.reshape(tf.gather(table, index), shape)
 
 
 def rotate(image, degrees, fill=FILL):
-    """Rotate about the image centre by `degrees` (positive: clockwise on screen, as the reference)."""
+    """Rotate about the image centre by `degrees` with the reference's matrix (positive: counter-clockwise on screen,
+    +90 is np.rot90; the reference's docstring says clockwise, its matrix does this)."""
     rad = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
     h = tf.cast(tf.shape(image)[0], tf.float32) - 1.0
     w = tf.cast(tf.shape(image)[1], tf.float32) - 1.0
     cos, sin = tf.cos(rad), tf.sin(rad)
     x_off = (w - (cos * w - sin * h)) / 2.0
     y_off = (h - (sin * w + cos * h)) / 2.0
-    return transform(image, tf.stack([cos, -sin, x_off, sin, cos, y_off, 0.0, 0.0]), fill)
+    return affine(image, tf.stack([cos, -sin, x_off, sin, cos, y_off]), fill)
 
 
 def shear_x(image, level, fill=FILL):
     """Output (x, y) reads input (x + level * y, y)."""
     level = tf.cast(level, tf.float32)
-    return transform(image, tf.stack([1.0, level, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]), fill)
+    return affine(image, tf.stack([1.0, level, 0.0, 0.0, 1.0, 0.0]), fill)
 
 
 def shear_y(image, level, fill=FILL):
     """Output (x, y) reads input (x, y + level * x)."""
     level = tf.cast(level, tf.float32)
-    return transform(image, tf.stack([1.0, 0.0, 0.0, level, 1.0, 0.0, 0.0, 0.0]), fill)
+    return affine(image, tf.stack([1.0, 0.0, 0.0, level, 1.0, 0.0]), fill)
 
 
 def _shift(image, pixels, axis, fill):
-    """out[i] = in[i + s] along `axis` (fill outside), s = pixels rounded half away from zero: the nearest-neighbour
-    projective transform for a translation, done as a pad and a slice (~10x faster)."""
+    """Translation along `axis` exactly as the nearest-neighbour transform does it (output i reads input
+    round(i + pixels), half away from zero, `fill` outside), as a slice and a concat (~10x faster than a gather)."""
     pixels = tf.cast(pixels, tf.float32)
-    size = tf.shape(image)[axis]
-    s = tf.cast(tf.sign(pixels) * tf.floor(tf.abs(pixels) + 0.5), tf.int32)
-    s = tf.clip_by_value(s, -size, size)
-    pad = tf.abs(s)
-    paddings = tf.tensor_scatter_nd_update(tf.zeros([3, 2], tf.int32), [[axis, 0], [axis, 1]], tf.stack([pad, pad]))
-    padded = tf.pad(image, paddings, constant_values=tf.constant(fill, image.dtype))
-    begin = tf.tensor_scatter_nd_update(tf.zeros([3], tf.int32), [[axis]], [pad + s])
-    return tf.slice(padded, begin, tf.shape(image))
+    shape = tf.shape(image)
+    size = shape[axis]
+    s = tf.clip_by_value(tf.cast(tf.floor(pixels + 0.5), tf.int32), -size, size)  # the shift for i + pixels >= 0
+    # A negative tie (pixels = k + 0.5 <= -0.5) rounds i + pixels = -0.5 to -1: one more filled row or column.
+    tie = tf.cast((tf.floor(pixels + 0.5) == pixels + 0.5) & (s <= 0), tf.int32)
+    left = tf.minimum(tf.maximum(-s, 0) + tie, size)
+    right = tf.maximum(s, 0)
+    kept = tf.maximum(size - left - right, 0)
+    begin = tf.one_hot(axis, 3, on_value=tf.minimum(left + s, size - kept), off_value=0)
+
+    def with_size(n):
+        return tf.tensor_scatter_nd_update(shape, [[axis]], [n])
+
+    fill = tf.constant(fill, image.dtype)
+    parts = [tf.fill(with_size(left), fill), tf.slice(image, begin, with_size(kept)), tf.fill(with_size(right), fill)]
+    return tf.concat(parts, axis)
 
 
 def translate_x(image, pixels, fill=FILL):

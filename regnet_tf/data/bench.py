@@ -9,7 +9,8 @@ Every variant is the full training pipeline of `regnet_tf.data.input_pipeline` (
 decoded from the JPEG header, flip, resize, [augmentation], normalize, batch, prefetch); only the augmentation
 differs. "keras" applies `keras.layers.RandAugment(value_range=(0, 255))` (its defaults: 2 ops, factor 0.5) per
 image, in the same place as ours (after the resize, before normalization). Each variant runs `warmup` batches,
-then counts images for `seconds` of wall time.
+then counts images for `seconds` of wall time. `normalize=False` times the uint8 output (normalization on the
+accelerator: `DataConfig(normalize=False)` with `include_preprocessing=True` models).
 """
 
 from __future__ import annotations
@@ -69,52 +70,57 @@ def keras_randaugment():
 
 
 def measure(data_dir, variant, image_size=224, batch=64, seconds=10.0, warmup=3, num_layers=2, magnitude=15.0,
-            shuffle_buffer=1024):
-    """Images/s of the training pipeline with augmentation `variant` (one of VARIANTS)."""
+            shuffle_buffer=1024, normalize=True):
+    """(images/s, process CPU seconds per image) of the training pipeline with augmentation `variant`."""
     from regnet_tf.data.sources import DataConfig, input_pipeline
 
-    config = DataConfig(data_dir=data_dir, image_size=image_size, shuffle_buffer=shuffle_buffer,
+    config = DataConfig(data_dir=data_dir, image_size=image_size, shuffle_buffer=shuffle_buffer, normalize=normalize,
                         randaug_layers=num_layers if variant == "randaugment" else 0, randaug_magnitude=magnitude)
     augment = keras_randaugment() if variant == "keras" else None
     it = iter(input_pipeline(config, "train", batch, augment_fn=augment))
     for _ in range(warmup):
         next(it)
-    images, start = 0, time.perf_counter()
+    images, start, cpu = 0, time.perf_counter(), time.process_time()
     while True:
         images += int(next(it)[0].shape[0])
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
-            return images / elapsed
+            return images / elapsed, (time.process_time() - cpu) / images
 
 
 def run(data_dir, variants=VARIANTS, log=None, **kwargs):
-    """Rows {variant, label, images_per_s} (variants whose module is missing are skipped, with a log line)."""
+    """Rows {variant, label, images_per_s, cpu_ms} (a variant whose module is missing is skipped and logged).
+
+    cpu_ms is the CPU time of the whole process per image (all tf.data threads): 1000 / cpu_ms is the throughput
+    one host core sustains, which other processes on the machine affect less than the wall-clock images/s.
+    """
     rows = []
     for variant in variants:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
         try:
-            rate = measure(data_dir, variant, **kwargs)
+            rate, cpu = measure(data_dir, variant, **kwargs)
         except ImportError as e:
             if log:
                 log(f"skipping {variant}: {e}")
             continue
-        rows.append({"variant": variant, "label": LABELS[variant], "images_per_s": rate})
+        rows.append({"variant": variant, "label": LABELS[variant], "images_per_s": rate, "cpu_ms": cpu * 1e3})
         if log:
-            log(f"{LABELS[variant]}: {rate:.1f} images/s")
+            log(f"{LABELS[variant]}: {rate:.1f} images/s, {cpu * 1e3:.2f} CPU ms/image")
     return rows
 
 
 def format_table(rows):
-    """A text table with images/s, the ratio to no augmentation, and the ratio to Keras's RandAugment."""
+    """Text table: images/s, ratios to no augmentation and to Keras's RandAugment, CPU ms/image, images/s/core."""
     base = {r["variant"]: r["images_per_s"] for r in rows}
-    header = ("pipeline", "images/s", "vs none", "vs keras")
+    header = ("pipeline", "images/s", "vs none", "vs keras", "CPU ms/image", "images/s/core")
     lines = []
     for r in rows:
         rate = r["images_per_s"]
         lines.append((r["label"], f"{rate:.1f}",
                       f"{rate / base['none']:.2f}x" if "none" in base else "-",
-                      f"{rate / base['keras']:.1f}x" if "keras" in base else "-"))
+                      f"{rate / base['keras']:.1f}x" if "keras" in base else "-",
+                      f"{r['cpu_ms']:.2f}", f"{1000 / r['cpu_ms']:.0f}"))
     widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*l) for l in lines]

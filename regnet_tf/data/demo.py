@@ -52,7 +52,7 @@ def _mask(rng, label, h, w):
     """Float mask in [0, 1] of the object of class `label` on an h x w canvas."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     short = min(h, w)
-    r = rng.uniform(0.22, 0.4) * short
+    r = rng.uniform(0.26, 0.42) * short
     cy, cx = rng.uniform(r, h - r), rng.uniform(r, w - r)
     u, v = _rotate(xx - cx, yy - cy, rng.uniform(0, 2 * np.pi))
     name = CLASSES[label]
@@ -81,7 +81,7 @@ def _mask(rng, label, h, w):
     cy, cx = rng.uniform(half * 0.6, h - half * 0.6), rng.uniform(half * 0.6, w - half * 0.6)
     u, v = _rotate(xx - cx, yy - cy, rng.uniform(0, np.pi))
     patch = (np.abs(u) <= half) & (np.abs(v) <= half)
-    period = rng.uniform(6, 12)
+    period = rng.uniform(0.14, 0.22) * short  # relative: >= 4.5 px per period after a downscale to 32 px
     pu, pv = np.mod(u / period, 1.0), np.mod(v / period, 1.0)
     if name == "stripes":
         pattern = pu < 0.5
@@ -107,7 +107,7 @@ def render(rng, label, height, width):
     fg = _colour(rng, away_from=(bg0 + bg1) / 2)
     m = _mask(rng, label, height, width)[..., None]
     image = image * (1 - m) + fg * m
-    image += rng.normal(0, 10, image.shape)
+    image += rng.normal(0, 6, image.shape)
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
@@ -173,10 +173,10 @@ def ensure(data_dir=None, seed=0, num_train=5000, num_val=1000, min_size=48, max
 
 
 def config(**overrides):
-    """A DataConfig for the demo data (10 classes, 64 px, a shuffle buffer that fits it); override any field."""
+    """A DataConfig for the demo data (10 classes, 64 px, crops of >= 35% of the area); override any field."""
     from regnet_tf.data.sources import DataConfig
 
     fields = {"source": "demo", "num_classes": NUM_CLASSES, "image_size": 64, "shuffle_buffer": 5000,
-              "crop_area_range": (0.25, 1.0)}
+              "crop_area_range": (0.35, 1.0)}
     fields.update(overrides)
     return DataConfig(**fields)

@@ -75,18 +75,25 @@ def inception_crop_window(shape, seed, area_range=(0.08, 1.0), aspect_range=(3 /
 
 
 def normalize(image, dtype="float32"):
-    """RGB in [0, 255] -> (x - 255 mean) / (255 std), cast to `dtype`."""
-    image = tf.cast(image, tf.float32)
-    image = (image - tf.constant(MEAN_RGB) * 255.0) / (tf.constant(STD_RGB) * 255.0)
+    """RGB in [0, 255] -> (x - 255 mean) / (255 std) as one multiply-add, cast to `dtype`."""
+    scale = [1.0 / (255.0 * s) for s in STD_RGB]
+    offset = [-m / s for m, s in zip(MEAN_RGB, STD_RGB)]
+    image = tf.cast(image, tf.float32) * tf.constant(scale) + tf.constant(offset)
     return tf.cast(image, dtype)
 
 
-def to_uint8(image):
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+def to_uint8(image, clip=True):
+    """Rounds a [0, 255] image to uint8 (uint8 input is returned as is). `clip=False` skips the clip: for bilinear
+    resizes of uint8 images, whose values are convex combinations of pixels (one pass less)."""
+    if image.dtype == tf.uint8:
+        return image
+    if clip:
+        image = tf.clip_by_value(image, 0.0, 255.0)
+    return tf.cast(image + 0.5, tf.uint8)  # round half up; the cast truncates the non-negative values
 
 
 def train_image(encoded, seed, size=224, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3), max_attempts=10,
-                hflip=True, resize_method="bilinear", augment=None, dtype="float32"):
+                hflip=True, resize_method="bilinear", augment=None, dtype="float32", normalized=True):
     """Training view of one encoded image -> [size, size, 3] normalized `dtype`.
 
     `seed`: int tensor of shape [2] (stateless ops). `augment`: None or a callable (uint8 HWC image, seed) -> uint8
@@ -99,12 +106,12 @@ def train_image(encoded, seed, size=224, area_range=(0.08, 1.0), aspect_range=(3
     if hflip:
         image = tf.image.stateless_random_flip_left_right(image, seeds[1])
     if augment is not None:
-        image = augment(to_uint8(image), seeds[2])
-    return normalize(image, dtype)
+        image = augment(to_uint8(image, clip=resize_method != "bilinear"), seeds[2])
+    return normalize(image, dtype) if normalized else to_uint8(image, clip=resize_method != "bilinear")
 
 
 def eval_image(encoded, size=224, mode="crop_fraction", crop_fraction=CENTER_CROP_FRACTION, short_side=None,
-               resize_method="bilinear", dtype="float32"):
+               resize_method="bilinear", dtype="float32", normalized=True):
     """Evaluation view of one encoded image -> [size, size, 3] normalized `dtype` (see the module docstring)."""
     if mode == "crop_fraction":
         image = decode_window(encoded, lambda shape: center_crop_window(shape, crop_fraction))
@@ -121,7 +128,7 @@ def eval_image(encoded, size=224, mode="crop_fraction", crop_fraction=CENTER_CRO
         image.set_shape([size, size, 3])
     else:
         raise ValueError(f"eval mode must be one of {EVAL_MODES}; got {mode!r}")
-    return normalize(image, dtype)
+    return normalize(image, dtype) if normalized else to_uint8(image, clip=resize_method != "bilinear")
 
 
 def resize_short_shape(shape, short_side):

@@ -5,7 +5,8 @@
 
 Each element is (images [B, S, S, 3] of `config.dtype`, labels): int32 class ids in 0..num_classes-1, or float32
 soft labels [B, num_classes] when MixUp/CutMix is on. Training streams repeat forever, are shuffled and drop the
-last partial batch; evaluation streams are read once, in order, and keep it.
+last partial batch; evaluation streams are read once, unshuffled, and keep it (in file order when
+`deterministic=True`).
 
 The stream, in order (the TF Model Garden layout): list files -> per-host shard of the files (or of the records
 when there are fewer files than input pipelines) -> shuffle files -> repeat -> parallel interleave -> [cache] ->
@@ -75,6 +76,7 @@ class DataConfig:
     eval_short_side: int | None = None  # default round(image_size / 0.875): 256 for 224
     # output and tf.data
     dtype: str = "float32"  # or bfloat16, float16
+    normalize: bool = True  # False: uint8 RGB 0-255 out; normalize in the model (include_preprocessing=True)
     shuffle_buffer: int = 10_000
     cycle_length: int = 16  # files read in parallel
     cache: bool = False  # keep the encoded records in memory after the first epoch
@@ -94,6 +96,7 @@ class DataConfig:
             (0 < self.eval_crop_fraction <= 1, "eval_crop_fraction within (0, 1]"),
             (self.randaug_layers >= 0, "randaug_layers must be >= 0"),
             (self.mixup_alpha >= 0 and self.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
+            (self.normalize or not self.mixing, "MixUp/CutMix mix float images: needs normalize=True"),
             (self.shuffle_buffer >= 1 and self.cycle_length >= 1, "shuffle_buffer and cycle_length must be >= 1"),
         ]
         for ok, message in checks:
@@ -106,9 +109,9 @@ class DataConfig:
 
 
 # ------------------------------------------------------------------------------------------------- sources
-# Each source returns (dataset of dicts {"record", "file", "index", "broken"[, "label"]}, parse_fn, sharded):
-# parse_fn(element) -> (encoded image bytes, int64 label) runs where errors skip the image; `sharded` says
-# whether the source already sharded by input pipeline.
+# Each source returns (dataset of dicts {"record", "file", "index", "broken"[, "label"]}, parse_fn), already
+# sharded for the input pipeline and repeated when training without cache. parse_fn(element) -> (encoded image
+# bytes, int64 label) runs inside the map whose errors skip the image.
 
 _IMAGENET_HELP = (
     "Expected ImageNet-format TFRecords: {dir}/train-00000-of-01024 ... and {dir}/validation-00000-of-00128 "
@@ -161,25 +164,27 @@ def _read_tfrecord_file(path, size):
 def _tfrecord_source(config, split, training, n, pipeline_id):
     files = list_files(config, split)
     sizes = [tf.io.gfile.stat(f).length for f in files]
-    shard_files = n > 1 and len(files) >= n
+    shard_records = n > 1 and len(files) < n  # then every pipeline reads every file in the same order
     ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(sizes, tf.int64)))
-    if shard_files:
+    if n > 1 and not shard_records:
         ds = ds.shard(n, pipeline_id)
-    if training and not (n > 1 and not shard_files):  # sharding records needs the same file order everywhere
+    if training and not shard_records:
         ds = ds.shuffle(len(files), seed=config.seed)
-    if training and not config.cache:
+    repeat = training and not config.cache
+    if repeat and not shard_records:
         ds = ds.repeat()
-    ordered = config.deterministic or (n > 1 and not shard_files)
     ds = ds.interleave(_read_tfrecord_file, cycle_length=min(config.cycle_length, len(files)), block_length=1,
-                       num_parallel_calls=AUTOTUNE, deterministic=ordered)
-    if n > 1 and not shard_files:
-        ds = ds.shard(n, pipeline_id)
+                       num_parallel_calls=AUTOTUNE, deterministic=config.deterministic or shard_records)
+    if shard_records:
+        ds = ds.shard(n, pipeline_id)  # per pass, then repeat: the same records for this pipeline every epoch
+        if repeat:
+            ds = ds.repeat()
 
     def parse(e):
         parsed = tf.io.parse_single_example(e["record"], FEATURES)
         return parsed["image/encoded"], parsed["image/class/label"] + config.label_offset
 
-    return ds, parse, True
+    return ds, parse
 
 
 def _tfds_source(config, split, training, input_context):
@@ -206,7 +211,7 @@ def _tfds_source(config, split, training, input_context):
     name = f"tfds:{config.tfds_name}/{split}"
     ds = ds.enumerate().map(lambda i, e: {"record": e["image"], "label": e["label"], "file": name, "index": i,
                                           "broken": False})
-    return ds, lambda e: (e["record"], tf.cast(e["label"], tf.int64)), True  # TFDS labels are 0-based already
+    return ds, lambda e: (e["record"], tf.cast(e["label"], tf.int64))  # TFDS labels are 0-based already
 
 
 def _folder_source(config, split, training, n, pipeline_id):
@@ -222,7 +227,7 @@ def _folder_source(config, split, training, n, pipeline_id):
         ds = ds.shard(n, pipeline_id)
     if training and not config.cache:
         ds = ds.repeat()
-    return ds, lambda e: (tf.io.read_file(e["record"]), tf.cast(e["label"], tf.int64)), True
+    return ds, lambda e: (tf.io.read_file(e["record"]), tf.cast(e["label"], tf.int64))
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
@@ -282,11 +287,11 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
         config = dataclasses.replace(config, source="tfrecord", data_dir=demo.ensure(config.data_dir),
                                      label_offset=-1, train_pattern="train-*", eval_pattern="validation-*")
     if config.source == "tfrecord":
-        ds, parse, _ = _tfrecord_source(config, split, training, n, pipeline_id)
+        ds, parse = _tfrecord_source(config, split, training, n, pipeline_id)
     elif config.source == "tfds":
-        ds, parse, _ = _tfds_source(config, split, training, input_context)
+        ds, parse = _tfds_source(config, split, training, input_context)
     else:
-        ds, parse, _ = _folder_source(config, split, training, n, pipeline_id)
+        ds, parse = _folder_source(config, split, training, n, pipeline_id)
 
     if config.cache:
         ds = ds.cache()
@@ -304,9 +309,9 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
         if training:
             return preprocess.train_image(encoded, seed_, size, config.crop_area_range, config.crop_aspect_range,
                                           config.crop_max_attempts, config.hflip, config.resize_method, augment,
-                                          config.dtype)
+                                          config.dtype, config.normalize)
         return preprocess.eval_image(encoded, size, config.eval_mode, config.eval_crop_fraction,
-                                     config.eval_short_side, config.resize_method, config.dtype)
+                                     config.eval_short_side, config.resize_method, config.dtype, config.normalize)
 
     def decode(e, seed_):
         def real():
@@ -314,7 +319,7 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
             return view(encoded, seed_), label
 
         def placeholder():  # the marker of a broken file: carried to `check`, which stops with its name
-            return tf.zeros([size, size, 3], config.dtype), tf.constant(-1, tf.int64)
+            return tf.zeros([size, size, 3], config.dtype if config.normalize else tf.uint8), tf.constant(-1, tf.int64)
 
         image, label = tf.cond(e["broken"], placeholder, real)
         return image, label, e["file"], e["index"], e["broken"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from regnet_tf.layers import DENSE_INIT, Conv2D, DepthwiseConv2D, MaxPool2D, se_bias_init
+from regnet_tf.layers import DENSE_INIT, BatchNormalization, Conv2D, DepthwiseConv2D, MaxPool2D, se_bias_init
 from regnet_tf.models.anynet import AnyNetSpec, block_has_projection, se_width
 from regnet_tf.models.efficientnet import EffNetSpec
 from regnet_tf.models.resnet import ResNetSpec
@@ -19,7 +19,7 @@ from regnet_tf.models.resnet import ResNetSpec
 
 
 def bn(x, spec: AnyNetSpec, name: str, zero_gamma: bool = False):
-    return keras.layers.BatchNormalization(
+    return BatchNormalization(
         momentum=spec.bn_momentum, epsilon=spec.bn_eps, gamma_initializer="zeros" if zero_gamma else "ones",
         name=name,
     )(x)

@@ -1,0 +1,67 @@
+"""Training input pipeline throughput: no augmentation vs our RandAugment vs Keras 3's RandAugment, one run.
+
+    python launch/benchmark_input.py --generate 512              # photo-like 300-500 px JPEGs in a temp dir
+    python launch/benchmark_input.py --data_dir /data/imagenet   # train-* TFRecords
+
+Every row is the full training pipeline (regnet_tf.data.input_pipeline) at --image_size; only the augmentation
+differs: none; RandAugment (--num_layers, --magnitude; default 2 layers, m=15); keras.layers.RandAugment
+(value_range=(0, 255), its defaults) in the same place. The table has images/s and the ratios to the
+no-augmentation and Keras rows. Wall-clock numbers: other processes on the machine lower them.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # fallback if not installed
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("data_dir", None, "Directory with train-* JPEG TFRecords.")
+flags.DEFINE_integer("generate", None, "Generate this many photo-like JPEGs into a temp dir instead.")
+flags.DEFINE_integer("min_size", 300, "Generated image size range (height and width), low.")
+flags.DEFINE_integer("max_size", 500, "Generated image size range (height and width), high.")
+flags.DEFINE_integer("image_size", 224, "Output resolution.")
+flags.DEFINE_integer("batch", 64, "Batch size.")
+flags.DEFINE_float("seconds", 10.0, "Timed seconds per variant (after the warmup batches).")
+flags.DEFINE_integer("warmup", 3, "Untimed batches per variant.")
+flags.DEFINE_integer("num_layers", 2, "RandAugment layers.")
+flags.DEFINE_float("magnitude", 15.0, "RandAugment magnitude.")
+flags.DEFINE_bool("normalize", True, "Normalize to float32 in the pipeline (--nonormalize: uint8 output, for "
+                  "models that normalize on the device with include_preprocessing=True).")
+flags.DEFINE_list("variants", ["none", "randaugment", "keras"], "Which pipelines to time.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if (FLAGS.data_dir is None) == (FLAGS.generate is None):
+        raise app.UsageError("give exactly one of --data_dir and --generate")
+    from regnet_tf.data import bench
+
+    tmp = None
+    data_dir = FLAGS.data_dir
+    if FLAGS.generate is not None:
+        tmp = data_dir = tempfile.mkdtemp(prefix="regnet_tf_bench_")
+        print(f"generating {FLAGS.generate} photo-like JPEGs ({FLAGS.min_size}-{FLAGS.max_size} px) in {tmp}",
+              file=sys.stderr, flush=True)
+        bench.generate_photos(tmp, FLAGS.generate, FLAGS.min_size, FLAGS.max_size)
+    try:
+        print(bench.environment(), flush=True)
+        rows = bench.run(data_dir, FLAGS.variants, log=lambda m: print(m, file=sys.stderr, flush=True),
+                         image_size=FLAGS.image_size, batch=FLAGS.batch, seconds=FLAGS.seconds,
+                         warmup=FLAGS.warmup, num_layers=FLAGS.num_layers, magnitude=FLAGS.magnitude,
+                         normalize=FLAGS.normalize)
+        print(bench.format_table(rows))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
