@@ -35,3 +35,10 @@ def test_readme_main_job_runs():
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "regnety_016" in out.stdout
+
+
+def test_model_zoo_doc_is_current():
+    from regnet_tf import zoo
+
+    table = zoo.format_table(zoo.rows(), markdown=True)
+    assert table in _read("docs/MODEL_ZOO.md"), "regenerate with: python launch/models.py --markdown"
