@@ -143,6 +143,14 @@ def generate(out_dir, seed=0, num_train=5000, num_val=1000, min_size=48, max_siz
     return out_dir
 
 
+def _is_current(data_dir, want) -> bool:
+    try:
+        with open(os.path.join(data_dir, MANIFEST), encoding="utf-8") as f:
+            return json.load(f) == want
+    except (OSError, ValueError):
+        return False
+
+
 def ensure(data_dir=None, seed=0, num_train=5000, num_val=1000, min_size=48, max_size=96, shards=(8, 2), log=None):
     """The demo data's directory (default `cache_root()/demo`), generated first if missing or out of date.
 
@@ -150,12 +158,8 @@ def ensure(data_dir=None, seed=0, num_train=5000, num_val=1000, min_size=48, max
     """
     data_dir = data_dir or os.path.join(cache_root(), "demo")
     want = _manifest(seed, num_train, num_val, min_size, max_size, list(shards))
-    try:
-        with open(os.path.join(data_dir, MANIFEST), encoding="utf-8") as f:
-            if json.load(f) == want:
-                return data_dir
-    except (OSError, ValueError):
-        pass
+    if _is_current(data_dir, want):
+        return data_dir
     if log:
         log(f"generating the demo data ({num_train} + {num_val} images) into {data_dir}")
     parent = os.path.dirname(os.path.abspath(data_dir))
@@ -163,9 +167,15 @@ def ensure(data_dir=None, seed=0, num_train=5000, num_val=1000, min_size=48, max
     tmp = tempfile.mkdtemp(prefix=".demo-tmp-", dir=parent)
     try:
         generate(tmp, seed, num_train, num_val, min_size, max_size, shards)
+        if _is_current(data_dir, want):  # another process finished the same (deterministic) data first
+            return data_dir
         if os.path.exists(data_dir):
-            shutil.rmtree(data_dir)
-        os.replace(tmp, data_dir)
+            shutil.rmtree(data_dir, ignore_errors=True)
+        try:
+            os.replace(tmp, data_dir)
+        except OSError:
+            if not _is_current(data_dir, want):
+                raise
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
