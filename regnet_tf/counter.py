@@ -128,9 +128,7 @@ def head_cx(cx: Complexity, spec: AnyNetSpec, classes: int):
     return cx
 
 
-def anynet_cx(spec: AnyNetSpec, resolution=224, classes: int = 1000, in_channels: int = 3) -> Complexity:
-    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
-    cx = Complexity(h=h, w=w)
+def anynet_cx(spec: AnyNetSpec, cx: Complexity, classes: int = 1000, in_channels: int = 3) -> Complexity:
     stem_cx(cx, spec, in_channels)
     block_cx = basic_cx if spec.block in ("V", "VR") else bottleneck_cx
     for _, _, w_in, w_out, stride, b, g in spec.blocks():
@@ -141,9 +139,7 @@ def anynet_cx(spec: AnyNetSpec, resolution=224, classes: int = 1000, in_channels
 # ---- ResNet / ResNet-D / ResNet-RS ---- #
 
 
-def resnet_cx(spec, resolution=224, classes: int = 1000, in_channels: int = 3) -> Complexity:
-    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
-    cx = Complexity(h=h, w=w)
+def resnet_cx(spec, cx: Complexity, classes: int = 1000, in_channels: int = 3) -> Complexity:
     w_in = in_channels
     for i, w_out in enumerate(spec.stem_widths()):  # v0: one 7x7 s2 conv; v1: 3x3 s2, 3x3, 3x3
         conv2d_cx(cx, w_in, w_out, 7 if spec.stem == "v0" else 3, stride=2 if i == 0 else 1)
@@ -181,9 +177,7 @@ def resnet_cx(spec, resolution=224, classes: int = 1000, in_channels: int = 3) -
 # ---- EfficientNet ---- #
 
 
-def effnet_cx(spec, resolution=224, classes: int = 1000, in_channels: int = 3) -> Complexity:
-    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
-    cx = Complexity(h=h, w=w)
+def effnet_cx(spec, cx: Complexity, classes: int = 1000, in_channels: int = 3) -> Complexity:
     conv2d_cx(cx, in_channels, spec.stem_w, 3, stride=2)
     norm2d_cx(cx, spec.stem_w)
     for _, _, w_in, w_out, exp_r, k, stride, _ in spec.blocks():
@@ -210,11 +204,9 @@ def count(spec, resolution=224, classes: int = 1000, in_channels: int = 3) -> Co
     from regnet_tf.models.efficientnet import EffNetSpec
     from regnet_tf.models.resnet import ResNetSpec
 
-    if isinstance(spec, ResNetSpec):
-        return resnet_cx(spec, resolution, classes, in_channels)
-    if isinstance(spec, EffNetSpec):
-        return effnet_cx(spec, resolution, classes, in_channels)
-    return anynet_cx(spec, resolution, classes, in_channels)
+    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+    fn = resnet_cx if isinstance(spec, ResNetSpec) else effnet_cx if isinstance(spec, EffNetSpec) else anynet_cx
+    return fn(spec, Complexity(h=h, w=w), classes, in_channels)
 
 
 def complexity(name_or_spec, resolution=None, classes: int = 1000, in_channels: int = 3) -> dict:

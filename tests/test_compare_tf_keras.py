@@ -8,6 +8,12 @@ from regnet_tf import complexity
 tf_keras = pytest.importorskip("tf_keras")
 
 
+def _random_weights(layer, rng):
+    """Random values for a layer's weights; BN scales and variances kept in [0.5, 1.5]."""
+    return [(rng.uniform(0.5, 1.5, w.shape) if ("variance" in w.name or "gamma" in w.name)
+             else rng.normal(0, 0.1, w.shape)).astype("float32") for w in layer.weights]
+
+
 def _trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
@@ -62,12 +68,7 @@ def test_numerically_equal_to_tf_keras_with_the_same_weights(factory, name):
     for layer in ours.layers:
         if not layer.weights:
             continue
-        values = []
-        for w in layer.weights:
-            v = rng.normal(0, 0.1, w.shape).astype("float32")
-            if "variance" in w.path or "gamma" in w.path:
-                v = rng.uniform(0.5, 1.5, w.shape).astype("float32")
-            values.append(v)
+        values = _random_weights(layer, rng)
         layer.set_weights(values)
         other = head if layer.name == "predictions" else by_name[_tf_keras_name(layer.name, prefix, letter)]
         other.set_weights(values)
@@ -120,9 +121,7 @@ def test_resnet_rs_numerically_equal_to_tf_keras_with_the_same_weights():
         if not layer.weights:
             continue
         mine = ours.get_layer(_rs_name(layer.name))
-        values = [rng.uniform(0.5, 1.5, w.shape) if ("variance" in w.name or "gamma" in w.name)
-                  else rng.normal(0, 0.05, w.shape) for w in mine.weights]
-        values = [v.astype("float32") for v in values]
+        values = _random_weights(mine, rng)
         mine.set_weights(values)
         layer.set_weights(values)
         pairs += 1

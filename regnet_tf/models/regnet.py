@@ -136,18 +136,14 @@ def _mf(code: str) -> str:
     return f"{int(v * 1000)}MF" if v < 1 else f"{v:g}GF"
 
 
-for _code, (_d, _w0, _wa, _wm, _g) in _REGNETX.items():
-    register(
-        f"regnetx_{_code}", RegNetSpec(d=_d, w0=_w0, wa=_wa, wm=_wm, g=_g, block="X"), resolution=224,
-        family="regnet", factory=f"RegNetX{_code}", paper_name=f"RegNetX-{_mf(_code)}",
-        source="pycls configs/dds_baselines/regnetx",
-    )
-for _code, (_d, _w0, _wa, _wm, _g) in _REGNETY.items():
-    register(
-        f"regnety_{_code}", RegNetSpec(d=_d, w0=_w0, wa=_wa, wm=_wm, g=_g, block="Y", se_ratio=0.25),
-        resolution=224, family="regnet", factory=f"RegNetY{_code}", paper_name=f"RegNetY-{_mf(_code)}",
-        source="pycls configs/dds_baselines/regnety",
-    )
+for _x, _table in (("x", _REGNETX), ("y", _REGNETY)):
+    _se = dict(block="Y", se_ratio=0.25) if _x == "y" else dict(block="X")
+    for _code, (_d, _w0, _wa, _wm, _g) in _table.items():
+        register(
+            f"regnet{_x}_{_code}", RegNetSpec(d=_d, w0=_w0, wa=_wa, wm=_wm, g=_g, **_se), resolution=224,
+            family="regnet", factory=f"RegNet{_x.upper()}{_code}", paper_name=f"RegNet{_x.upper()}-{_mf(_code)}",
+            source=f"pycls configs/dds_baselines/regnet{_x}",
+        )
 
 _Z = dict(b=4.0, se_ratio=0.25, block="Z", activation="silu")
 register(
