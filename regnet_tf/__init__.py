@@ -4,12 +4,20 @@ The spec, generation and complexity tools here are pure Python (importing them d
 `build_model` and `regnet_tf.applications` build Keras models.
 """
 
-from regnet_tf.counter import complexity
-from regnet_tf.models.anynet import AnyNetSpec, adjust_block_compatibility
-from regnet_tf.models.regnet import RegNetSpec, generate_regnet
-from regnet_tf.models.efficientnet import EffNetSpec
-from regnet_tf.models.registry import get_entry, get_spec, list_models, resolve, to_anynet
-from regnet_tf.models.resnet import ResNetSpec
+import os as _os
+import sys as _sys
+
+# TensorFlow's CPU kernels compute grouped-convolution gradients only with oneDNN, which TensorFlow turns on by
+# default just on some CPUs (AVX-512); it reads the switch once, at import. Turn it on unless the user chose.
+if "tensorflow" not in _sys.modules:
+    _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+from regnet_tf.counter import complexity  # noqa: E402
+from regnet_tf.models.anynet import AnyNetSpec, adjust_block_compatibility  # noqa: E402
+from regnet_tf.models.regnet import RegNetSpec, generate_regnet  # noqa: E402
+from regnet_tf.models.efficientnet import EffNetSpec  # noqa: E402
+from regnet_tf.models.registry import get_entry, get_spec, list_models, resolve, to_anynet  # noqa: E402
+from regnet_tf.models.resnet import ResNetSpec  # noqa: E402
 
 __version__ = "0.1.0"
 

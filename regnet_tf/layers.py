@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import keras
@@ -42,8 +43,8 @@ class Conv2D(keras.layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         dtype = inputs.dtype
-        if dtype == tf.float16 and self.groups > 1 and not tf.config.list_logical_devices("GPU"):
-            inputs = tf.cast(inputs, tf.float32)  # TF has no float16 grouped-conv gradient on CPU
+        if dtype in (tf.float16, tf.bfloat16) and self.groups > 1 and cpu_only():
+            inputs = tf.cast(inputs, tf.float32)  # TF has no float16/bfloat16 grouped-conv gradient on CPU
         kernel = tf.cast(kernel, inputs.dtype)
         ph, pw = self.pads
         odd = all(k % 2 for k in self.kernel_size)
@@ -55,8 +56,11 @@ class Conv2D(keras.layers.Conv2D):
             if ph or pw:
                 inputs = tf.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
             padding = "VALID"
-        y = tf.nn.conv2d(inputs, kernel, strides=(1, *self.strides, 1), padding=padding,
-                         dilations=(1, *self.dilation_rate, 1))
+        strides, dilations = (1, *self.strides, 1), (1, *self.dilation_rate, 1)
+        if self.groups > 1 and not native_grouped_conv_gradients():
+            y = grouped_conv2d(inputs, kernel, strides, padding, dilations, self.groups)
+        else:
+            y = tf.nn.conv2d(inputs, kernel, strides=strides, padding=padding, dilations=dilations)
         return tf.cast(y, dtype)
 
     def compute_output_shape(self, input_shape):
@@ -73,6 +77,53 @@ class Conv2D(keras.layers.Conv2D):
         config["padding"] = "symmetric"
         config.pop("data_format", None)
         return config
+
+
+def cpu_only() -> bool:
+    """No GPU or TPU devices: every op runs on the CPU."""
+    return not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+@functools.lru_cache(maxsize=None)
+def native_grouped_conv_gradients() -> bool:
+    """Whether TensorFlow computes grouped-convolution gradients natively here: on a GPU, or on a CPU with oneDNN.
+
+    TensorFlow's CPU kernels without oneDNN (`TF_ENABLE_ONEDNN_OPTS=0`, the default on CPUs without AVX-512, e.g.
+    many AMD EPYCs) run grouped convolutions forward but have no gradient for them ("Gradients for grouped
+    convolutions are not supported on CPU"). `import regnet_tf` turns oneDNN on when TensorFlow is not imported
+    yet; otherwise `grouped_conv2d` computes the gradients per group.
+    """
+    if not cpu_only():
+        return True
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # pragma: no cover - private API moved: assume a native kernel
+        return True
+
+
+def grouped_conv2d(x, kernel, strides, padding, dilations, groups):
+    """`tf.nn.conv2d` of a grouped filter (k, k, C_in / groups, C_out) with gradients computed group by group
+    (ordinary convolution gradients, which every CPU kernel has). The forward pass is the native grouped op."""
+
+    @tf.custom_gradient
+    def conv(x, kernel):
+        y = tf.nn.conv2d(x, kernel, strides=strides, padding=padding, dilations=dilations)
+
+        def grad(dy):
+            xs, ks, dys = tf.split(x, groups, -1), tf.split(kernel, groups, -1), tf.split(dy, groups, -1)
+            dx = [tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(a), filter=k, out_backprop=d, strides=strides,
+                                                 padding=padding, dilations=dilations)
+                  for a, k, d in zip(xs, ks, dys)]
+            dk = [tf.raw_ops.Conv2DBackpropFilter(input=a, filter_sizes=tf.shape(k), out_backprop=d, strides=strides,
+                                                  padding=padding, dilations=dilations)
+                  for a, k, d in zip(xs, ks, dys)]
+            return tf.concat(dx, -1), tf.concat(dk, -1)
+
+        return y, grad
+
+    return conv(x, kernel)
 
 
 def se_bias_init(fan_in: int):

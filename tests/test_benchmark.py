@@ -39,7 +39,7 @@ def cli_runs():
 
 
 @pytest.fixture(scope="module")
-def benchmark(cli_runs):
+def bench(cli_runs):
     # After the CLI processes have started, so that they import TensorFlow while this process does.
     from regnet_tf import benchmark
 
@@ -47,8 +47,8 @@ def benchmark(cli_runs):
 
 
 @pytest.fixture(scope="module")
-def rows(benchmark):
-    return benchmark.run(["regnetx_002"], resolution=32, batch=2, compare=[], steps=1, warmup=1)
+def rows(bench):
+    return bench.run(["regnetx_002"], resolution=32, batch=2, compare=[], steps=1, warmup=1)
 
 
 def test_run_rows(rows):
@@ -64,34 +64,34 @@ def test_run_rows(rows):
         assert r["vs_tf_keras"] is None
 
 
-def test_format_table(benchmark, rows):
-    table = benchmark.format_table(rows)
+def test_format_table(bench, rows):
+    table = bench.format_table(rows)
     lines = table.splitlines()
     assert "images/s" in lines[0] and "GFLOP/s" in lines[0] and "vs tf_keras" not in lines[0]
     assert len(lines) == 4 and all("regnetx_002" in line for line in lines[2:])
     assert len({len(line) for line in lines[:2]}) == 1  # header and rule aligned
-    ratio = benchmark.format_table([dict(rows[0], vs_tf_keras=2.0)])
+    ratio = bench.format_table([dict(rows[0], vs_tf_keras=2.0)])
     assert "vs tf_keras" in ratio and "2.00x" in ratio
 
 
-def test_unknown_model_raises(benchmark):
+def test_unknown_model_raises(bench):
     with pytest.raises(ValueError, match="regnety_016"):
-        benchmark.run(["regnety_16"], resolution=32, batch=2, steps=1, warmup=1)
+        bench.run(["regnety_16"], resolution=32, batch=2, steps=1, warmup=1)
     with pytest.raises(ValueError):
-        benchmark.measure(lambda: None, 2, 32, "eval")
+        bench.measure(lambda: None, 2, 32, "eval")
 
 
-def test_resnet50_macs(benchmark):
-    assert benchmark.model_macs("resnet50", 224) == benchmark.RESNET50_MACS_224
-    assert benchmark.model_macs("resnet50", 112) == benchmark.RESNET50_MACS_224 // 4
-    assert benchmark.default_resolution("resnet50") == 224
-    assert benchmark.default_resolution("regnety_016") == 224
+def test_resnet50_macs(bench):
+    assert bench.model_macs("resnet50", 224) == bench.RESNET50_MACS_224
+    assert bench.model_macs("resnet50", 112) == bench.RESNET50_MACS_224 // 4
+    assert bench.default_resolution("resnet50") == 224
+    assert bench.default_resolution("regnety_016") == 224
 
 
-def test_missing_comparison_is_a_note(benchmark, monkeypatch):
-    assert "RegNetZ005" in benchmark._model_fn("keras", "regnetz_005", 224)
+def test_missing_comparison_is_a_note(bench, monkeypatch):
+    assert "RegNetZ005" in bench._model_fn("keras", "regnetz_005", 224)
     monkeypatch.setitem(sys.modules, "tf_keras", None)  # import tf_keras -> ImportError
-    assert "not installed" in benchmark._model_fn("tf_keras", "regnetx_002", 224)
+    assert "not installed" in bench._model_fn("tf_keras", "regnetx_002", 224)
 
 
 def test_cli_prints_table(cli_runs):

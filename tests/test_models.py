@@ -286,3 +286,28 @@ def test_mixed_precision_trains(policy):
         assert model.predict(preprocess_input(images(2, 32)), verbose=0).dtype == np.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_grouped_conv_fallback_gradients_equal_split_reference(stride):
+    """The per-group gradient path used where TensorFlow has no grouped-conv gradient (CPU without oneDNN)."""
+    from regnet_tf.layers import grouped_conv2d
+
+    x = tf.random.normal((2, 9, 9, 12), seed=3)
+    kernel = tf.random.normal((3, 3, 4, 24), seed=4)  # 3 groups
+    padding = "SAME" if stride == 1 else "VALID"
+
+    def grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            y = fn()
+            loss = tf.reduce_sum(y * tf.cos(y))
+        return (y, *tape.gradient(loss, [x, kernel]))
+
+    def reference():
+        xs, ks = tf.split(x, 3, axis=-1), tf.split(kernel, 3, axis=-1)
+        return tf.concat([tf.nn.conv2d(a, k, stride, padding) for a, k in zip(xs, ks)], axis=-1)
+
+    ours = grads(lambda: grouped_conv2d(x, kernel, (1, stride, stride, 1), padding, (1, 1, 1, 1), 3))
+    for a, b in zip(ours, grads(reference)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
