@@ -27,6 +27,7 @@ CLASSES = ("disk", "square", "triangle", "ring", "cross", "ellipse", "stripes", 
 NUM_CLASSES = len(CLASSES)
 VERSION = 1  # bump when the images change: existing caches are rebuilt
 MANIFEST = "manifest.json"
+NUM_TRAIN, NUM_VAL = 5000, 1000  # default split sizes
 SPLIT_IDS = {"train": 0, "validation": 1}
 
 
@@ -128,7 +129,7 @@ def _manifest(seed, num_train, num_val, min_size, max_size, shards):
             "min_size": min_size, "max_size": max_size, "shards": shards, "classes": list(CLASSES)}
 
 
-def generate(out_dir, seed=0, num_train=5000, num_val=1000, min_size=48, max_size=96, shards=(8, 2), workers=2):
+def generate(out_dir, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size=48, max_size=96, shards=(8, 2), workers=2):
     """Writes train-*-of-* / validation-*-of-* shards, label_map.txt and manifest.json into `out_dir`."""
     from regnet_tf.data.records import LABEL_MAP, write_shards
 
@@ -151,7 +152,7 @@ def _is_current(data_dir, want) -> bool:
         return False
 
 
-def ensure(data_dir=None, seed=0, num_train=5000, num_val=1000, min_size=48, max_size=96, shards=(8, 2), log=None):
+def ensure(data_dir=None, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size=48, max_size=96, shards=(8, 2), log=None):
     """The demo data's directory (default `cache_root()/demo`), generated first if missing or out of date.
 
     Generation writes to a temporary sibling directory and renames it, so an interrupted run leaves no half data.
@@ -187,6 +188,6 @@ def config(**overrides):
     from regnet_tf.data.sources import DataConfig
 
     fields = {"source": "demo", "num_classes": NUM_CLASSES, "image_size": 64, "shuffle_buffer": 5000,
-              "crop_area_range": (0.35, 1.0)}
+              "crop_area_range": (0.35, 1.0), "num_train_examples": NUM_TRAIN, "num_eval_examples": NUM_VAL}
     fields.update(overrides)
     return DataConfig(**fields)

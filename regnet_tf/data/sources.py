@@ -50,6 +50,8 @@ class DataConfig:
     source: str = "tfrecord"  # tfrecord | tfds | folder | demo
     data_dir: str | None = None  # tfrecord: the shards; tfds: the TFDS data_dir; folder: root; demo: cache dir
     num_classes: int = 1000
+    num_train_examples: int = 1_281_167  # ImageNet-1k; sets the steps per epoch of training
+    num_eval_examples: int = 50_000
     label_offset: int = -1  # added to stored TFRecord labels: ImageNet's 1..1000 -> 0..999 (0: keep them)
     train_pattern: str = "train-*"
     eval_pattern: str = "validation-*"
@@ -87,6 +89,7 @@ class DataConfig:
         checks = [
             (self.source in SOURCES, f"source must be one of {SOURCES}"),
             (self.num_classes >= 1, "num_classes must be >= 1"),
+            (self.num_train_examples >= 1 and self.num_eval_examples >= 1, "num_*_examples must be >= 1"),
             (self.image_size >= 8, "image_size must be >= 8"),
             (self.resize_method in preprocess.RESIZE_METHODS, f"resize_method in {preprocess.RESIZE_METHODS}"),
             (self.eval_mode in preprocess.EVAL_MODES, f"eval_mode must be one of {preprocess.EVAL_MODES}"),
