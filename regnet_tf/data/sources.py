@@ -68,6 +68,7 @@ class DataConfig:
     randaug_magnitude: float = 10.0
     randaug_translate_const: float = 100.0
     randaug_cutout_const: float = 40.0
+    autoaugment: str = ""  # "" (off) or an AutoAugment policy name ("v0"); exclusive with RandAugment
     mixup_alpha: float = 0.0  # MixUp / CutMix on batches (both 0: off); labels become soft
     cutmix_alpha: float = 0.0
     mix_prob: float = 1.0
@@ -98,10 +99,15 @@ class DataConfig:
             (0 < self.crop_aspect_range[0] <= self.crop_aspect_range[1], "crop_aspect_range must be increasing"),
             (0 < self.eval_crop_fraction <= 1, "eval_crop_fraction within (0, 1]"),
             (self.randaug_layers >= 0, "randaug_layers must be >= 0"),
+            (not (self.autoaugment and self.randaug_layers), "choose AutoAugment or RandAugment, not both"),
             (self.mixup_alpha >= 0 and self.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
             (self.normalize or not self.mixing, "MixUp/CutMix mix float images: needs normalize=True"),
             (self.shuffle_buffer >= 1 and self.cycle_length >= 1, "shuffle_buffer and cycle_length must be >= 1"),
         ]
+        if self.autoaugment:
+            from regnet_tf.data.augment import POLICIES
+
+            checks.append((self.autoaugment in POLICIES, f"autoaugment must be '' or one of {sorted(POLICIES)}"))
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"DataConfig: {message}; got {self}")
@@ -237,6 +243,11 @@ def _folder_source(config, split, training, n, pipeline_id):
 
 
 def _randaugment(config):
+    if config.autoaugment:
+        from regnet_tf.data.augment import AutoAugment
+
+        aa = AutoAugment(config.autoaugment)
+        return lambda image, seed: aa(image, seed=seed)
     if config.randaug_layers <= 0:
         return None
     from regnet_tf.data.augment import RandAugment  # separate module (its own issue section)
