@@ -16,6 +16,8 @@ setup(
         "keras>=3.8",
         "absl-py",
         "tensorflow-datasets",
+        "tensorboard",
+        "pyyaml",
         "numpy",
     ],
     extras_require={

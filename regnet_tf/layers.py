@@ -59,6 +59,8 @@ class Conv2D(keras.layers.Conv2D):
         strides, dilations = (1, *self.strides, 1), (1, *self.dilation_rate, 1)
         if self.groups > 1 and not native_grouped_conv_gradients():
             y = grouped_conv2d(inputs, kernel, strides, padding, dilations, self.groups)
+            # grappler would fuse conv + BN + ReLU into _FusedConv2D, whose CPU kernel (without oneDNN) rejects groups
+            y = tf.ensure_shape(y, y.shape)
         else:
             y = tf.nn.conv2d(inputs, kernel, strides=strides, padding=padding, dilations=dilations)
         return tf.cast(y, dtype)

@@ -1,5 +1,7 @@
 """Keras models: shapes, parameter counts, the applications API, serialization, the fast grouped conv."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -311,3 +313,28 @@ def test_grouped_conv_fallback_gradients_equal_split_reference(stride):
     ours = grads(lambda: grouped_conv2d(x, kernel, (1, stride, stride, 1), padding, (1, 1, 1, 1), 3))
     for a, b in zip(ours, grads(reference)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_convs_train_and_predict_without_onednn():
+    """TensorFlow without oneDNN (TF_ENABLE_ONEDNN_OPTS=0, the default on CPUs without AVX-512) has no grouped-conv
+    gradient and no fused grouped conv: training uses the per-group gradient and inference still runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, tensorflow as tf, keras\n"
+        "from tensorflow.python.util import _pywrap_util_port\n"
+        "assert not _pywrap_util_port.IsMklEnabled()\n"
+        "from regnet_tf.applications import build_model\n"
+        "from regnet_tf.layers import native_grouped_conv_gradients\n"
+        "assert not native_grouped_conv_gradients()\n"
+        "m = build_model('regnetx_002', classes=3, input_shape=(32, 32, 3), classifier_activation=None)\n"
+        "m.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))\n"
+        "x = np.random.RandomState(0).normal(size=(4, 32, 32, 3)).astype('float32')\n"
+        "m.fit(x, np.arange(4) % 3, epochs=1, verbose=0)\n"
+        "print(m.predict(x, verbose=0).shape)\n"
+    )
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "(4, 3)" in out.stdout

@@ -2,6 +2,7 @@
 
     image = train_image(encoded, seed, size=224)            # Inception crop, flip, resize, [RandAugment], normalize
     image = eval_image(encoded, size=224)                   # center crop 0.875 of the short side, resize, normalize
+    image = eval_view(pixels, size=224)                     # the same on decoded uint8 pixels (for serving)
 
 Train (the TF Model Garden recipe): the crop window is sampled from the JPEG header (`extract_jpeg_shape` +
 `stateless_sample_distorted_bounding_box`: area 0.08-1, aspect 3/4-4/3, 10 attempts; when no window fits, a
@@ -75,11 +76,21 @@ def inception_crop_window(shape, seed, area_range=(0.08, 1.0), aspect_range=(3 /
 
 
 def normalize(image, dtype="float32"):
-    """RGB in [0, 255] -> (x - 255 mean) / (255 std) as one multiply-add, cast to `dtype`."""
-    scale = [1.0 / (255.0 * s) for s in STD_RGB]
-    offset = [-m / s for m, s in zip(MEAN_RGB, STD_RGB)]
-    image = tf.cast(image, tf.float32) * tf.constant(scale) + tf.constant(offset)
-    return tf.cast(image, dtype)
+    """RGB in [0, 255] -> (x - 255 mean) / (255 std) as one multiply-add, cast to `dtype`. Any rank >= 2 (one image
+    [H, W, 3] or a batch [B, H, W, 3]).
+
+    The image is seen as rows of W x 3 values and the per-channel constants are tiled along a row: the same float32
+    multiply and add, value for value, as broadcasting the 3 constants along the channel axis, which is ~5x slower
+    on CPU (~0.5 ms instead of ~0.1 ms for a 224 px image).
+    """
+    image = tf.convert_to_tensor(image)
+    shape = tf.shape(image)
+    width = shape[-2]
+    scale = tf.constant([1.0 / (255.0 * s) for s in STD_RGB])
+    offset = tf.constant([-m / s for m, s in zip(MEAN_RGB, STD_RGB)])
+    rows = tf.reshape(tf.cast(image, tf.float32), tf.stack([-1, width * 3]))
+    rows = rows * tf.tile(scale, [width]) + tf.tile(offset, [width])
+    return tf.cast(tf.reshape(rows, shape), dtype)
 
 
 def to_uint8(image, clip=True):
@@ -92,43 +103,74 @@ def to_uint8(image, clip=True):
     return tf.cast(image + 0.5, tf.uint8)  # round half up; the cast truncates the non-negative values
 
 
-def train_image(encoded, seed, size=224, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3), max_attempts=10,
-                hflip=True, resize_method="bilinear", augment=None, dtype="float32", normalized=True):
-    """Training view of one encoded image -> [size, size, 3] normalized `dtype`.
+def resize(image, size, method="bilinear"):
+    """uint8 (or float) HWC -> float32 [size, size, 3] on the 0-255 scale, `tf.image.resize` (half-pixel centers).
 
+    The uint8 crop is cast to float32 first: the kernels convert every input value to float anyway, so the result
+    is identical, but the float32 kernel is ~1.5x faster than the uint8 one on CPU.
+    """
+    return tf.image.resize(tf.cast(image, tf.float32), size, method=method)
+
+
+def train_pixels(encoded, seed, size=224, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3), max_attempts=10,
+                 hflip=True, resize_method="bilinear", augment=None, quantize=True):
+    """Training view of one encoded image before normalization: [size, size, 3] on the 0-255 scale.
+
+    uint8 when `quantize` or `augment` is set (rounded after the resize), else the float32 resize output.
     `seed`: int tensor of shape [2] (stateless ops). `augment`: None or a callable (uint8 HWC image, seed) -> uint8
-    image, applied after the resize and before normalization (e.g. `RandAugment`).
+    image, applied after the resize and the flip (e.g. `RandAugment`). The flip runs on uint8 when the image is
+    rounded (4x fewer bytes; rounding and flipping commute).
     """
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
     image = decode_window(encoded, lambda shape: inception_crop_window(shape, seeds[0], area_range, aspect_range,
                                                                         max_attempts))
-    image = tf.image.resize(image, [size, size], method=resize_method)
+    image = resize(image, [size, size], resize_method)
+    if quantize or augment is not None:
+        image = to_uint8(image, clip=resize_method != "bilinear")
     if hflip:
         image = tf.image.stateless_random_flip_left_right(image, seeds[1])
-    if augment is not None:
-        image = augment(to_uint8(image, clip=resize_method != "bilinear"), seeds[2])
-    return normalize(image, dtype) if normalized else to_uint8(image, clip=resize_method != "bilinear")
+    return image if augment is None else augment(image, seeds[2])
 
 
-def eval_image(encoded, size=224, mode="crop_fraction", crop_fraction=CENTER_CROP_FRACTION, short_side=None,
-               resize_method="bilinear", dtype="float32", normalized=True):
-    """Evaluation view of one encoded image -> [size, size, 3] normalized `dtype` (see the module docstring)."""
+def train_image(encoded, seed, size=224, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3), max_attempts=10,
+                hflip=True, resize_method="bilinear", augment=None, dtype="float32", normalized=True):
+    """Training view of one encoded image -> [size, size, 3] normalized `dtype` (uint8 with `normalized=False`).
+
+    `seed`: int tensor of shape [2] (stateless ops). `augment`: None or a callable (uint8 HWC image, seed) -> uint8
+    image, applied after the resize and before normalization (e.g. `RandAugment`).
+    """
+    image = train_pixels(encoded, seed, size, area_range, aspect_range, max_attempts, hflip, resize_method, augment,
+                         quantize=not normalized)
+    return normalize(image, dtype) if normalized else image
+
+
+def eval_pixels(encoded, size=224, mode="crop_fraction", crop_fraction=CENTER_CROP_FRACTION, short_side=None,
+                resize_method="bilinear", quantize=True):
+    """Evaluation view of one encoded image before normalization: [size, size, 3] on the 0-255 scale, uint8 when
+    `quantize`, else the float32 resize output (see the module docstring)."""
     if mode == "crop_fraction":
         image = decode_window(encoded, lambda shape: center_crop_window(shape, crop_fraction))
-        image = tf.image.resize(image, [size, size], method=resize_method)
+        image = resize(image, [size, size], resize_method)
     elif mode == "resize_short":
         short_side = short_side or round(size / CENTER_CROP_FRACTION)
         if short_side < size:
             raise ValueError(f"short_side={short_side} must be >= size={size}")
         image = decode_window(encoded, lambda shape: tf.stack([0, 0, shape[0], shape[1]]))
-        image = tf.image.resize(image, resize_short_shape(tf.shape(image)[:2], short_side), method=resize_method)
+        image = resize(image, resize_short_shape(tf.shape(image)[:2], short_side), resize_method)
         h, w = tf.shape(image)[0], tf.shape(image)[1]
         y, x = (h - size + 1) // 2, (w - size + 1) // 2  # ceil((h - size) / 2), as pycls
         image = image[y:y + size, x:x + size, :]
         image.set_shape([size, size, 3])
     else:
         raise ValueError(f"eval mode must be one of {EVAL_MODES}; got {mode!r}")
-    return normalize(image, dtype) if normalized else to_uint8(image, clip=resize_method != "bilinear")
+    return to_uint8(image, clip=resize_method != "bilinear") if quantize else image
+
+
+def eval_image(encoded, size=224, mode="crop_fraction", crop_fraction=CENTER_CROP_FRACTION, short_side=None,
+               resize_method="bilinear", dtype="float32", normalized=True):
+    """Evaluation view of one encoded image -> [size, size, 3] normalized `dtype` (see the module docstring)."""
+    image = eval_pixels(encoded, size, mode, crop_fraction, short_side, resize_method, quantize=not normalized)
+    return normalize(image, dtype) if normalized else image
 
 
 def resize_short_shape(shape, short_side):
@@ -138,3 +180,25 @@ def resize_short_shape(shape, short_side):
     new_h = tf.where(h <= w, s, tf.floor(h / w * s))
     new_w = tf.where(h <= w, tf.floor(w / h * s), s)
     return tf.cast(tf.stack([new_h, new_w]), tf.int32)
+
+
+def eval_view(image, size=224, mode="crop_fraction", crop_fraction=CENTER_CROP_FRACTION, short_side=None,
+              resize_method="bilinear", dtype="float32", normalized=True):
+    """`eval_image` of already decoded pixels: uint8 [H, W, 3], or a batch [B, H, W, 3] of same-size images ->
+    [..., size, size, 3]. The same crop, resize and normalization as `eval_image` (for serving raw pixels)."""
+    shape = tf.shape(image)[-3:-1]
+    if mode == "crop_fraction":
+        y, x, h, w = tf.unstack(center_crop_window(shape, crop_fraction))
+        image = tf.image.resize(image[..., y:y + h, x:x + w, :], [size, size], method=resize_method)
+    elif mode == "resize_short":
+        short_side = short_side or round(size / CENTER_CROP_FRACTION)
+        if short_side < size:
+            raise ValueError(f"short_side={short_side} must be >= size={size}")
+        image = tf.image.resize(image, resize_short_shape(shape, short_side), method=resize_method)
+        h, w = tf.shape(image)[-3], tf.shape(image)[-2]
+        y, x = (h - size + 1) // 2, (w - size + 1) // 2  # as eval_image
+        image = image[..., y:y + size, x:x + size, :]
+        image.set_shape(image.shape[:-3].concatenate([size, size, 3]))
+    else:
+        raise ValueError(f"eval mode must be one of {EVAL_MODES}; got {mode!r}")
+    return normalize(image, dtype) if normalized else to_uint8(image, clip=resize_method != "bilinear")

@@ -319,13 +319,27 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     augment = augment_fn if augment_fn is not None else (_randaugment(config) if training else None)
     size = config.image_size
 
+    mode = os.environ.get("REGNET_NORM", "batch")
+    per_batch = config.normalize and mode != "image"
+    quantize = not config.normalize or mode == "batch_u8"
+
     def view(encoded, seed_):
+        if not per_batch:
+            if training:
+                return preprocess.train_image(encoded, seed_, size, config.crop_area_range, config.crop_aspect_range,
+                                              config.crop_max_attempts, config.hflip, config.resize_method, augment,
+                                              config.dtype, config.normalize)
+            return preprocess.eval_image(encoded, size, config.eval_mode, config.eval_crop_fraction,
+                                         config.eval_short_side, config.resize_method, config.dtype, config.normalize)
         if training:
-            return preprocess.train_image(encoded, seed_, size, config.crop_area_range, config.crop_aspect_range,
-                                          config.crop_max_attempts, config.hflip, config.resize_method, augment,
-                                          config.dtype, config.normalize)
-        return preprocess.eval_image(encoded, size, config.eval_mode, config.eval_crop_fraction,
-                                     config.eval_short_side, config.resize_method, config.dtype, config.normalize)
+            return preprocess.train_pixels(encoded, seed_, size, config.crop_area_range, config.crop_aspect_range,
+                                           config.crop_max_attempts, config.hflip, config.resize_method, augment,
+                                           quantize)
+        return preprocess.eval_pixels(encoded, size, config.eval_mode, config.eval_crop_fraction,
+                                      config.eval_short_side, config.resize_method, quantize)
+
+    element_dtype = tf.uint8 if not config.normalize else (config.dtype if not per_batch else (
+        tf.uint8 if quantize or (training and augment is not None) else tf.float32))
 
     def decode(e, seed_):
         def real():
@@ -333,7 +347,7 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
             return view(encoded, seed_), label
 
         def placeholder():  # the marker of a broken file: carried to `check`, which stops with its name
-            return tf.zeros([size, size, 3], config.dtype if config.normalize else tf.uint8), tf.constant(-1, tf.int64)
+            return tf.zeros([size, size, 3], element_dtype), tf.constant(-1, tf.int64)
 
         image, label = tf.cond(e["broken"], placeholder, real)
         return image, label, e["file"], e["index"], e["broken"]
@@ -342,6 +356,9 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     ds = ds.ignore_errors(log_warning=True)  # an image that fails to decode is skipped (logged)
     ds = ds.map(_check(config), num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
     ds = ds.batch(batch, drop_remainder=training, num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
+    if per_batch:
+        ds = ds.map(lambda images, labels: (preprocess.normalize(images, config.dtype), labels),
+                    num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
     if config.mixing and training:
         from regnet_tf.data.mixup import mixup_cutmix  # separate module (its own issue section)
 
@@ -354,3 +371,27 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     options.deterministic = config.deterministic
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # sharded above
     return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def encoded_dataset(config: DataConfig, split: str = "validation", input_context=None):
+    """(encoded image bytes, int32 label) pairs of a split, read once in file order, undecoded: what a serving
+    signature that takes image bytes is fed (`launch/eval.py --saved_model`)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    n = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    config = dataclasses.replace(config, deterministic=True, cache=False)
+    if config.source == "demo":
+        from regnet_tf.data import demo
+
+        config = dataclasses.replace(config, source="tfrecord", data_dir=demo.ensure(config.data_dir),
+                                     label_offset=-1, train_pattern="train-*", eval_pattern="validation-*")
+    if config.source == "tfrecord":
+        ds, parse = _tfrecord_source(config, split, False, n, pipeline_id)
+    elif config.source == "tfds":
+        ds, parse = _tfds_source(config, split, False, input_context)
+    else:
+        ds, parse = _folder_source(config, split, False, n, pipeline_id)
+    ds = ds.filter(lambda e: tf.logical_not(e["broken"]))
+    return ds.map(lambda e: tuple(x if i == 0 else tf.cast(x, tf.int32) for i, x in enumerate(parse(e))),
+                  num_parallel_calls=AUTOTUNE, deterministic=True)

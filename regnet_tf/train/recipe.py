@@ -318,6 +318,11 @@ def _convert(value, hint, where):
             return None
         hint = next(a for a in args if a is not type(None))
         return _convert(value, hint, where)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
@@ -397,4 +402,40 @@ def diff(a: Recipe, b: Recipe) -> Dict[str, tuple]:
                     out[f"{section}.{key}"] = (va.get(key), vb.get(key))
         elif va != vb:
             out[section] = (va, vb)
+    return out
+
+
+# --------------------------------------------------------------------------------------- command-line shortcuts
+
+DATA_SOURCES = ("demo", "tfrecord", "tfds", "folder")
+
+
+def shortcut_overrides(data=None, data_dir=None, global_batch_size=None, epochs=None, steps=None,
+                       mixed_precision=None):
+    """The launcher's flags as `section.key=value` overrides (applied before the user's `--set`).
+
+    `data="demo"` switches to the built-in demo data: 10 classes and its split sizes (the recipe's image size and
+    schedule stay; shorten them with --set / --epochs). `global_batch_size` scales the learning rate linearly
+    (the recipe's lr is per schedule.base_batch_size).
+    """
+    out = []
+    if data is not None:
+        if data not in DATA_SOURCES:
+            raise ValueError(f"unknown --data {data!r}; valid: {', '.join(DATA_SOURCES)}")
+        out.append(f"data.source={data}")
+        if data == "demo":
+            from regnet_tf.data import demo
+
+            out += [f"data.num_classes={demo.NUM_CLASSES}", f"data.num_train_examples={demo.NUM_TRAIN}",
+                    f"data.num_eval_examples={demo.NUM_VAL}"]
+    if data_dir is not None:
+        out.append(f"data.data_dir={data_dir}")
+    if global_batch_size is not None:
+        out.append(f"train.global_batch_size={int(global_batch_size)}")
+    if epochs is not None:
+        out += [f"train.epochs={float(epochs)}", "train.steps=0"]
+    if steps is not None:
+        out.append(f"train.steps={int(steps)}")
+    if mixed_precision is not None:
+        out.append(f"runtime.mixed_precision={mixed_precision}")
     return out

@@ -1,0 +1,381 @@
+"""SavedModel export for TF Serving: one versioned directory, two signatures, the eval preprocessing in the graph.
+
+    from regnet_tf.train.export import export_saved_model
+    export_saved_model(model, "exports/regnety_016/1", image_size=224, label_map="records/label_map.txt")
+
+`model` maps ImageNet mean/std-normalized float32 RGB images [B, S, S, 3] (S = `image_size`) to logits [B, K]
+(built with ``classifier_activation=None``), with the weights to serve (the EMA weights) already set.
+
+Signatures (B: any batch size, including 0):
+
+    serving_default        image_bytes  string [B]           encoded JPEG / PNG / GIF / BMP / WebP, any size
+    serving_image_tensor   images       uint8  [B, H, W, 3]  decoded RGB pixels, one size per batch
+
+    outputs of both: logits         float32 [B, K]
+                     probabilities  float32 [B, K]   softmax of the logits
+                     top_k_classes  int32   [B, k]   class indices, best first, k = min(5, K)
+                     top_k_scores   float32 [B, k]   their probabilities
+                     top_k_names    string  [B, k]   their names (only with a label map)
+
+Choices:
+
+- The preprocessing is the evaluation pipeline's, inside the graph. `serving_default` runs
+  `preprocess.eval_image` on each image (tf.map_fn on the CPU), `serving_image_tensor` runs `preprocess.eval_view`
+  (the same crop, resize and normalization, on pixels) on the batch. A served prediction equals the Keras model
+  on the eval pipeline's image of the same file. (In "crop_fraction" mode a JPEG's bytes decode only the crop
+  window, `decode_and_crop_jpeg`, whose pixels near the window edges can differ by a few levels from a full
+  decode's: `serving_image_tensor` on fully decoded JPEG pixels is close to, not bit-equal to, `serving_default`.)
+- Bad input fails the request with InvalidArgumentError. Bytes in no known image format fail with
+  "image_bytes[i] could not be decoded: not a JPEG, PNG, GIF, BMP or WebP image (n bytes)"; a corrupt or truncated
+  file of a known format fails in TensorFlow's decoder ("Invalid JPEG data ...", "Invalid PNG data ..."), at a
+  node of the name scope `decode_image_bytes`.
+- Mixed precision: the model computes under its own policy; every output is float32.
+- Grouped convolutions (RegNet): TensorFlow's graph optimizer (grappler's remapper) fuses Conv2D + BatchNorm
+  (+ ReLU) into `_FusedConv2D`, whose CPU kernel rejects grouped convolutions unless oneDNN is on ("Fused conv
+  implementation does not support grouped convolutions for now"). TF Serving and TensorFlow on CPUs without
+  AVX-512 run without oneDNN, so the serving functions call a copy of the model that shares its layers and
+  weights and has a no-op `EnsureShape` after every grouped convolution, which keeps it out of the fusion (the
+  other convolutions are still fused).
+- The saved object tracks the serving functions, the label table and the variables the functions read, not the
+  Keras model object (as `keras.Model.export`): TF1-style loaders (TF Serving, `saved_model_cli run`) cannot find
+  the variables of a SavedModel whose object graph holds a Keras 3 model.
+- `label_map` (a label_map.txt, or {class index: name}) must name each class 0..K-1 exactly once. It is stored as
+  the asset `assets/label_map.txt` in the format of `records.folder_to_tfrecords` (one `<stored label> <class
+  name>` line per class, in class order, stored label = class index - `label_offset`), from which a hash table
+  (initialized when the model is loaded) gives `top_k_names`.
+- Atomic: the SavedModel is written into a hidden sibling directory (`.1.tmp-<random>`; TF Serving loads only
+  numeric version directories), then renamed to `export_dir` (local file systems), so a crash never leaves a
+  half-written version. A non-empty `export_dir` is refused unless ``overwrite=True``, which moves the old
+  version aside and deletes it after the rename (TF Serving may briefly see no version: prefer a new number).
+- `assets.extra/regnet_tf.json` (ignored by TF Serving) records the image size, the eval preprocessing, the
+  number of classes, the signatures' inputs and outputs, versions and the caller's `metadata`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+
+import keras
+import tensorflow as tf
+
+from regnet_tf.data import preprocess
+
+SERVING_DEFAULT = "serving_default"
+SERVING_IMAGE_TENSOR = "serving_image_tensor"
+INPUT_BYTES = "image_bytes"
+INPUT_IMAGES = "images"
+TOP_K = 5
+LABEL_MAP_ASSET = "label_map.txt"
+METADATA_FILE = os.path.join("assets.extra", "regnet_tf.json")
+# (offset, signature) of the formats `tf.io.decode_image` reads (as `eval_image`)
+_MAGIC = ((0, b"\xff\xd8\xff"), (0, b"\x89PNG\r\n\x1a\n"), (0, b"GIF8"), (0, b"BM"), (8, b"WEBP"),
+          (0, b"\xff\x0a"), (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n"))
+
+
+def export_saved_model(model, export_dir, *, image_size, eval_mode="crop_fraction",
+                       crop_fraction=preprocess.CENTER_CROP_FRACTION, short_side=None, resize_method="bilinear",
+                       label_map=None, label_offset=-1, metadata=None, overwrite=False):
+    """Writes `model` as a TF Serving SavedModel into `export_dir` (a version directory, e.g. `.../1`).
+
+    See the module docstring for the signatures. `eval_mode`, `crop_fraction`, `short_side` and `resize_method`
+    are the eval pipeline's (`preprocess.eval_image`). `label_map`: None, the path of a label_map.txt (or of the
+    directory holding it) with stored labels = class index - `label_offset`, or a dict {class index: name}.
+    `metadata`: a JSON-serializable dict stored in `assets.extra/regnet_tf.json`. Returns `export_dir`.
+    """
+    export_dir = os.path.abspath(os.fspath(export_dir))
+    config = _eval_config(model, image_size, eval_mode, crop_fraction, short_side, resize_method)
+    config["label_offset"] = label_offset
+    names = None if label_map is None else _label_names(label_map, label_offset, config["num_classes"])
+    info = _metadata(model, config, names is not None, label_offset, metadata)
+    _check_target(export_dir, overwrite)
+    staging = _sibling(export_dir, "tmp")
+    os.makedirs(staging)  # not mkdtemp: its mode 0700 would hide the export from a TF Serving of another user
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            label_file = None if names is None else _write_label_map(names, label_offset, scratch)
+            module, signatures = serving_module(model, config, label_file)
+            tf.saved_model.save(module, staging, signatures=signatures)
+        _write_json(os.path.join(staging, METADATA_FILE), info)
+        _commit(staging, export_dir, overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return export_dir
+
+
+def serving_module(model, config, label_file=None):
+    """(tf.Module to save, {signature name: concrete function}). The module tracks the serving functions, the
+    label table (and its asset) and the variables the functions read, not the Keras model (see the module
+    docstring)."""
+    labels = None if label_file is None else _label_table(label_file)
+    server = _Server(without_grouped_conv_fusion(model), config, labels)
+    module = tf.Module(name="regnet_tf_serving")
+    module.serve_bytes = tf.function(server.serve_bytes, input_signature=[
+        tf.TensorSpec([None], tf.string, name=INPUT_BYTES)])
+    module.serve_images = tf.function(server.serve_images, input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.uint8, name=INPUT_IMAGES)])
+    signatures = {SERVING_DEFAULT: module.serve_bytes.get_concrete_function(),
+                  SERVING_IMAGE_TENSOR: module.serve_images.get_concrete_function()}
+    module.labels = labels
+    used = {id(v): v for fn in signatures.values() for v in fn.variables}
+    module.model_variables = list(used.values())
+    return module, signatures
+
+
+class _Server:
+    """The serving computations (plain Python, not tracked; see `serving_module`)."""
+
+    def __init__(self, model, config, labels):
+        self.model, self.config, self.labels = model, config, labels
+        self.eval_args = dict(size=config["image_size"], mode=config["eval_mode"],
+                              crop_fraction=config["crop_fraction"], short_side=config["short_side"],
+                              resize_method=config["resize_method"], dtype="float32", normalized=True)
+
+    def serve_bytes(self, image_bytes):
+        def one(args):
+            encoded, index = args
+            with tf.name_scope("decode_image_bytes"):
+                return preprocess.eval_image(_checked_image_bytes(encoded, index), **self.eval_args)
+
+        size = self.config["image_size"]
+        with tf.device("/cpu:0"):
+            images = tf.map_fn(one, (image_bytes, tf.range(tf.size(image_bytes))), parallel_iterations=32,
+                               fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        return self.predict(images)
+
+    def serve_images(self, images):
+        return self.predict(preprocess.eval_view(images, **self.eval_args))
+
+    def predict(self, images):
+        images = tf.cast(images, self.model.inputs[0].dtype)
+        logits = tf.cast(self.model(images, training=False), tf.float32)
+        probabilities = tf.nn.softmax(logits)
+        top = tf.math.top_k(logits, k=min(TOP_K, self.config["num_classes"]))
+        outputs = {"logits": logits, "probabilities": probabilities, "top_k_classes": top.indices,
+                   "top_k_scores": tf.gather(probabilities, top.indices, batch_dims=1)}
+        if self.labels is not None:
+            outputs["top_k_names"] = self.names(top.indices)
+        return outputs
+
+    def names(self, classes):
+        stored = tf.cast(classes, tf.int64) - self.config["label_offset"]
+        lines = self.labels.lookup(stored)  # "<stored label> <name>"
+        return tf.strings.regex_replace(lines, "^[^ ]* ", "", replace_global=False)
+
+
+def _checked_image_bytes(encoded, index):
+    """`encoded`, after an assertion that it starts like an image file `tf.io.decode_image` reads."""
+    head = tf.strings.join([tf.strings.substr(encoded, 0, 16), b"\0" * 16])  # >= 16 bytes: substr never fails
+    known = tf.reduce_any(tf.stack([tf.equal(tf.strings.substr(head, pos, len(magic)), magic)
+                                    for pos, magic in _MAGIC]))
+    message = tf.strings.format(
+        INPUT_BYTES + "[{}] could not be decoded: not a JPEG, PNG, GIF, BMP or WebP image ({} bytes)",
+        (index, tf.strings.length(encoded)))
+    check = tf.debugging.Assert(known, [message], name="check_image_format")
+    with tf.control_dependencies([check]):
+        return tf.identity(encoded)
+
+
+def _label_table(path):
+    """Hash table {stored label: "<stored label> <name>" line} initialized from the asset `path`."""
+    initializer = tf.lookup.TextFileInitializer(
+        tf.saved_model.Asset(path), key_dtype=tf.int64, key_index=0, value_dtype=tf.string,
+        value_index=tf.lookup.TextFileIndex.WHOLE_LINE, delimiter=" ")
+    return tf.lookup.StaticHashTable(initializer, default_value="")
+
+
+class _NoFusion(keras.layers.Layer):
+    """Identity (an `EnsureShape`) that keeps grappler from fusing the op before it with the ones after it."""
+
+    def call(self, x):
+        return tf.ensure_shape(x, x.shape)
+
+
+def without_grouped_conv_fusion(model):
+    """`model`, or for a Functional model with grouped convolutions a copy sharing its layers (and weights) with
+    a `_NoFusion` after each grouped convolution (see the module docstring)."""
+    def grouped(layer):
+        return isinstance(layer, keras.layers.Conv2D) and layer.groups > 1
+
+    if not _is_functional(model) or not any(grouped(layer) for layer in model.layers):
+        return model
+
+    def call(layer, *args, **kwargs):
+        outputs = layer(*args, **kwargs)
+        if not grouped(layer):
+            return outputs
+        return _NoFusion(dtype=layer.dtype_policy, autocast=False, name=f"{layer.name}_no_fusion")(outputs)
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+
+
+def _is_functional(model):
+    # Keras's Functional class is not public; Sequential models (no call_function in clone_model) are left alone
+    return hasattr(model, "_run_through_graph") and not isinstance(model, keras.Sequential)
+
+
+def _eval_config(model, image_size, eval_mode, crop_fraction, short_side, resize_method):
+    """Validated export settings: image size, eval preprocessing and the number of classes."""
+    if not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive int; got {image_size!r}")
+    if eval_mode not in preprocess.EVAL_MODES:
+        raise ValueError(f"eval_mode must be one of {preprocess.EVAL_MODES}; got {eval_mode!r}")
+    if resize_method not in preprocess.RESIZE_METHODS:
+        raise ValueError(f"resize_method must be one of {preprocess.RESIZE_METHODS}; got {resize_method!r}")
+    if not 0.0 < crop_fraction <= 1.0:
+        raise ValueError(f"crop_fraction must be in (0, 1]; got {crop_fraction}")
+    if eval_mode == "resize_short":
+        short_side = short_side or round(image_size / preprocess.CENTER_CROP_FRACTION)
+        if short_side < image_size:
+            raise ValueError(f"short_side={short_side} must be >= image_size={image_size}")
+    if any(isinstance(layer, keras.layers.Normalization) for layer in model.layers):
+        raise ValueError("the model normalizes its input itself (include_preprocessing=True?); the export feeds it "
+                         "ImageNet mean/std-normalized images: build it without include_preprocessing")
+    input_shape, output_shape = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+    if len(input_shape) != 4 or input_shape[-1] != 3 or any(n not in (None, image_size) for n in input_shape[1:3]):
+        raise ValueError(f"the model takes inputs of shape {input_shape}; the export feeds [B, {image_size}, "
+                         f"{image_size}, 3] images (image_size={image_size})")
+    if len(output_shape) != 2 or output_shape[-1] is None:
+        raise ValueError(f"the model must output logits [B, K] (include_top=True, classifier_activation=None); "
+                         f"its output has shape {output_shape}")
+    return {"image_size": image_size, "eval_mode": eval_mode, "crop_fraction": float(crop_fraction),
+            "short_side": short_side if eval_mode == "resize_short" else None, "resize_method": resize_method,
+            "num_classes": int(output_shape[-1])}
+
+
+def _label_names(label_map, label_offset, num_classes):
+    """[name of class 0, ..., name of class K-1] from a label_map.txt path or a {class index: name} dict."""
+    if isinstance(label_map, dict):
+        names, source = {int(k): str(v) for k, v in label_map.items()}, "the label_map dict"
+    else:
+        path = os.fspath(label_map)
+        if os.path.isdir(path):
+            path = os.path.join(path, LABEL_MAP_ASSET)
+        names, source = _read_label_file(path, label_offset), f"{path} (with label_offset={label_offset})"
+    expected = set(range(num_classes))
+    if set(names) != expected:
+        missing, extra = sorted(expected - set(names)), sorted(set(names) - expected)
+        raise ValueError(f"{source} must name every class 0..{num_classes - 1} of the model exactly once; "
+                         f"missing class indices {missing[:10]}, unknown class indices {extra[:10]}")
+    bad = [k for k, name in names.items() if not name or "\n" in name or "\r" in name]
+    if bad:
+        raise ValueError(f"{source}: class names must be non-empty single lines; bad classes {bad[:10]}")
+    return [names[k] for k in range(num_classes)]
+
+
+def _read_label_file(path, label_offset):
+    """{class index: name} from `<stored label> <name>` lines (as `records.read_label_map`)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"label map {path!r} does not exist")
+    names = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            stored, _, name = line.partition(" ")
+            try:
+                index = int(stored) + label_offset
+            except ValueError:
+                raise ValueError(f"{path}:{number}: expected '<stored label> <class name>'; got {line!r}") from None
+            if index in names:
+                raise ValueError(f"{path}:{number}: stored label {stored} appears twice")
+            names[index] = name
+    return names
+
+
+def _write_label_map(names, label_offset, directory):
+    path = os.path.join(directory, LABEL_MAP_ASSET)
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(f"{k - label_offset} {name}\n" for k, name in enumerate(names))
+    return path
+
+
+def _metadata(model, config, has_labels, label_offset, metadata):
+    """The content of `assets.extra/regnet_tf.json` (checked JSON-serializable before anything is written)."""
+    import regnet_tf
+
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be None or a JSON-serializable dict; got {type(metadata).__name__}")
+    outputs = ["logits", "probabilities", "top_k_classes", "top_k_scores"] + (["top_k_names"] if has_labels else [])
+    info = {
+        "model": model.name,
+        "image_size": config["image_size"],
+        "num_classes": config["num_classes"],
+        "top_k": min(TOP_K, config["num_classes"]),
+        "preprocessing": _preprocessing_info(config),
+        "compute_dtype": model.dtype_policy.compute_dtype,
+        "signatures": {
+            SERVING_DEFAULT: {"inputs": {INPUT_BYTES: {"dtype": "string", "shape": [None]}}, "outputs": outputs},
+            SERVING_IMAGE_TENSOR: {"inputs": {INPUT_IMAGES: {"dtype": "uint8", "shape": [None, None, None, 3]}},
+                                   "outputs": outputs},
+        },
+        "label_map": f"assets/{LABEL_MAP_ASSET}" if has_labels else None,
+        "label_offset": label_offset if has_labels else None,
+        "versions": {"regnet_tf": regnet_tf.__version__, "tensorflow": tf.__version__,
+                     "keras": keras.__version__},
+        "metadata": metadata,
+    }
+    try:
+        json.dumps(info)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"metadata must be a JSON-serializable dict: {e}") from None
+    return info
+
+
+def _preprocessing_info(config):
+    mode = config["eval_mode"]
+    info = {"eval_mode": mode, "resize_method": config["resize_method"]}
+    if mode == "crop_fraction":
+        info["crop_fraction"] = config["crop_fraction"]
+    else:
+        info["short_side"] = config["short_side"]
+    info["normalization"] = {"mean_rgb": list(preprocess.MEAN_RGB), "std_rgb": list(preprocess.STD_RGB)}
+    return info
+
+
+def _write_json(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+
+
+def _check_target(export_dir, overwrite):
+    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise FileExistsError(f"export_dir {export_dir!r} exists and is not a directory")
+    if os.path.isdir(export_dir) and os.listdir(export_dir) and not overwrite:
+        raise FileExistsError(f"export_dir {export_dir!r} exists and is not empty; export a new version "
+                              f"directory, or pass overwrite=True to replace it")
+
+
+def _sibling(export_dir, kind):
+    """A fresh hidden sibling path, e.g. `.1.tmp-3f2a9c1b` (TF Serving loads only numeric version directories)."""
+    parent, name = os.path.split(export_dir)
+    return os.path.join(parent, f".{name}.{kind}-{uuid.uuid4().hex[:8]}")
+
+
+def _commit(staging, export_dir, overwrite):
+    """Renames the finished `staging` directory to `export_dir`; with `overwrite`, the existing version is moved
+    aside first and deleted after the rename (restored if the rename fails)."""
+    _check_target(export_dir, overwrite)
+    old = None
+    if os.path.isdir(export_dir) and os.listdir(export_dir):
+        old = _sibling(export_dir, "old")
+        os.rename(export_dir, old)
+    elif os.path.isdir(export_dir):
+        os.rmdir(export_dir)
+    try:
+        os.rename(staging, export_dir)
+    except OSError:
+        if old is not None:
+            os.rename(old, export_dir)
+            old = None
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

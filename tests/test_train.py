@@ -1,0 +1,293 @@
+"""Training: schedules, weight decay, EMA, the loss; end-to-end runs of launch/train.py on the demo data (RegNet and
+ResNet-RS), Mirrored over 2 logical CPUs, MultiWorker over 2 local processes, SIGKILL + resume, the NaN guard,
+export / eval, and the launcher's errors. Runs are tiny: 32 px, batch 16, a few steps."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+from regnet_tf.train import optim
+from regnet_tf.train import recipe as recipe_lib
+from regnet_tf.train.recipe import EMAConfig, ScheduleConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(REPO, "launch", "train.py")
+TINY = ["--data", "demo", "--set", "data.image_size=32", "--set", "train.global_batch_size=16",
+        "--set", "train.eval_steps=1", "--set", "schedule.warmup_epochs=0", "--set", "schedule.base_lr=0.01",
+        "--set", "schedule.base_batch_size=16"]
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory):
+    """Subprocess environment with a demo-data cache shared by the test workers (generated once, ~10 s)."""
+    cache = tmp_path_factory.getbasetemp().parent / "regnet_tf_cache"
+    e = dict(os.environ, REGNET_TF_DATA=str(cache), TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    e.pop("TF_CONFIG", None)
+    return e
+
+
+def run(script, *args, env, timeout=420, **kwargs):
+    return subprocess.run([sys.executable, os.path.join(REPO, "launch", script), *args], capture_output=True,
+                          text=True, env=env, timeout=timeout, cwd=REPO, **kwargs)
+
+
+def checkpoint_steps(model_dir):
+    state = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
+    return sorted(int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths) if state else []
+
+
+# ---------------------------------------------------------------------------------------------- components
+
+
+def test_cosine_schedule_with_warmup():
+    lr = optim.LearningRate(ScheduleConfig(name="cosine", warmup_epochs=2), peak=1.6, total_steps=100,
+                            steps_per_epoch=10)
+    end = 1.6 * 0.5 * (1 + np.cos(np.pi * 20 / 100))  # the cosine spans the warmup too (TF Model Garden)
+    np.testing.assert_allclose([float(lr(s)) for s in (0, 10, 20, 60, 100)],
+                               [0.0, end / 2, end, 1.6 * 0.5 * (1 + np.cos(np.pi * 0.6)), 0.0], rtol=1e-5, atol=1e-7)
+    pycls = optim.LearningRate(ScheduleConfig(name="cosine", warmup_epochs=1, warmup_start=0.1, min_lr=0.5),
+                               peak=1.0, total_steps=40, steps_per_epoch=10)
+    start = 0.5 + 0.5 * 0.5 * (1 + np.cos(np.pi * 10 / 40))
+    np.testing.assert_allclose([float(pycls(0)), float(pycls(40))], [0.1 * start, 0.5], rtol=1e-5)
+
+
+def test_step_exponential_constant_schedules():
+    step = optim.LearningRate(ScheduleConfig(name="step", boundaries=(30, 60, 80), warmup_epochs=5), 1.6, 900, 10)
+    np.testing.assert_allclose([float(step(s)) for s in (0, 25, 50, 299, 300, 600, 800, 899)],
+                               [0, 0.8, 1.6, 1.6, 0.16, 0.016, 0.0016, 0.0016], rtol=1e-5, atol=1e-8)
+    exp = optim.LearningRate(ScheduleConfig(name="exponential", final_lr=0.02), 2.0, 1000, 10)
+    np.testing.assert_allclose([float(exp(0)), float(exp(500)), float(exp(1000))], [2.0, 2.0 * 0.02 ** 0.5, 0.04],
+                               rtol=1e-5)
+    const = optim.LearningRate(ScheduleConfig(name="constant"), 0.3, 10, 10)
+    assert float(const(7)) == pytest.approx(0.3)
+
+
+def _tiny_model():
+    from regnet_tf.applications import build_model
+    from regnet_tf import AnyNetSpec
+
+    spec = AnyNetSpec(ds=(1, 1), ws=(8, 16), gs=(4, 4), block="Y", se_ratio=0.25, stem_w=8)
+    return build_model(spec, classes=3, input_shape=(32, 32, 3), classifier_activation=None)
+
+
+def test_weight_decay_selection_and_l2():
+    model = _tiny_model()
+    kernels = optim.decayed_variables(model)
+    assert kernels and all(v.name in ("kernel", "depthwise_kernel") for v in kernels)
+    assert not any(v.name in ("gamma", "beta", "bias") for v in kernels)
+    everything = optim.decayed_variables(model, decay_all=True)
+    assert len(everything) == len(model.trainable_variables) > len(kernels)
+    expected = 4e-5 * sum(float(np.sum(v.numpy() ** 2)) / 2 for v in kernels)
+    assert float(optim.l2_loss(kernels, 4e-5)) == pytest.approx(expected, rel=1e-5)
+    # decoupled: the optimizer decays the kernels only
+    opt = optim.make_optimizer(recipe_lib.OptimizerConfig(weight_decay=0.1, weight_decay_mode="decoupled"), 0.5, model)
+    opt.build(model.trainable_variables)
+    before = {id(v): v.numpy().copy() for v in model.trainable_variables}
+    opt.apply_gradients([(tf.zeros_like(v), v) for v in model.trainable_variables])
+    kernel_ids = {id(v) for v in kernels}
+    for v in model.trainable_variables:
+        if id(v) in kernel_ids:
+            np.testing.assert_allclose(v.numpy(), before[id(v)] * (1 - 0.5 * 0.1), rtol=1e-5, atol=1e-7)
+        else:
+            np.testing.assert_array_equal(v.numpy(), before[id(v)])
+
+
+def test_cross_entropy_label_smoothing_and_topk():
+    logits = tf.constant([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    labels = tf.constant([0, 1])
+    ours = optim.cross_entropy(labels, logits, 3, label_smoothing=0.1)
+    ref = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1, reduction=None)(
+        tf.one_hot(labels, 3), logits)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6)
+    soft = tf.constant([[0.7, 0.3, 0.0], [0.0, 0.4, 0.6]])  # MixUp labels: argmax is the class for accuracy
+    assert float(optim.topk_correct(soft, logits, 1)) == 2.0
+    assert float(optim.topk_correct(labels, logits, 1)) == 1.0
+    assert float(optim.topk_correct(labels, logits, 5)) == 2.0  # k is capped at the number of classes
+
+
+def test_ema_averages_every_variable_with_dynamic_decay():
+    model = _tiny_model()
+    ema = optim.EMA(model, decay=0.9, dynamic=True)
+    mean = next(v for v in model.non_trainable_variables if v.name == "moving_mean")
+    kernel = model.trainable_variables[0]
+    m0, k0 = mean.numpy().copy(), kernel.numpy().copy()
+    mean.assign(m0 + 1.0)
+    kernel.assign(k0 + 1.0)
+    ema.update()  # t = 0: dynamic decay min(0.9, 1 / 10) = 0.1
+    i_mean = [id(v) for v in ema._model_vars].index(id(mean))
+    np.testing.assert_allclose(ema.averages[i_mean].numpy(), 0.1 * m0 + 0.9 * (m0 + 1), rtol=1e-6)
+    np.testing.assert_allclose(ema.averages[0].numpy(), 0.1 * k0 + 0.9 * (k0 + 1), rtol=1e-6, atol=1e-6)
+    assert float(ema.current_decay()) == pytest.approx(2 / 11)
+    fixed = optim.EMA(model, decay=0.9, dynamic=False)
+    assert float(fixed.current_decay()) == pytest.approx(0.9)
+    averaged = ema.averages[0].numpy().copy()
+    ema.swap()
+    np.testing.assert_allclose(kernel.numpy(), averaged)
+    ema.swap()
+    np.testing.assert_allclose(kernel.numpy(), k0 + 1.0)
+
+
+def test_resnet_rs_recipe_trains_in_process(env, monkeypatch, tmp_path):
+    """ResNet-RS-50's recipe (BN momentum 0 + EMA of every variable, RandAugment, label smoothing, dropout) for a
+    few steps on demo data: finite loss, EMA updated, BN statistics averaged, evaluation with the EMA weights."""
+    from regnet_tf.train import loop
+
+    monkeypatch.setenv("REGNET_TF_DATA", env["REGNET_TF_DATA"])
+    overrides = recipe_lib.shortcut_overrides(data="demo", steps=3) + [
+        "data.image_size=32", "train.global_batch_size=8", "train.eval_steps=1", "train.steps_per_loop=3",
+        "schedule.warmup_epochs=0", "schedule.base_lr=0.01", "schedule.base_batch_size=8"]
+    r = recipe_lib.load("resnet_rs_50_160", overrides)
+    assert r.spec().bn_momentum == 0.0 and r.ema.decay == 0.9999 and r.data.randaug_layers == 2
+    trainer = loop.Trainer(r, str(tmp_path / "rs"), log=lambda s: None)
+    metrics = trainer.train(export=False)
+    assert int(trainer.step.numpy()) == 3 and int(trainer.ema.num_updates.numpy()) == 3
+    assert metrics["examples"] == 8 and 0.0 <= metrics["top1"] <= 100.0 and np.isfinite(metrics["loss"])
+    mean = next(v for v in trainer.model.non_trainable_variables if v.name == "moving_mean")
+    i = [id(v) for v in trainer.ema._model_vars].index(id(mean))
+    assert not np.allclose(trainer.ema.averages[i].numpy(), mean.numpy())  # averaged, not the last batch's
+    assert checkpoint_steps(str(tmp_path / "rs")) == [3]
+    lines = [json.loads(line) for line in open(tmp_path / "rs" / "metrics.jsonl")]
+    assert [line["split"] for line in lines] == ["train", "validation"] and lines[0]["step"] == 3
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+
+
+def test_train_export_and_eval_a_regnet(env, tmp_path):
+    model_dir = str(tmp_path / "run")
+    out = run("train.py", "--recipe", "demo", *TINY, "--steps", "6", "--set", "train.steps_per_loop=3",
+              "--set", "train.checkpoint_every_steps=3", "--model_dir", model_dir, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "--- resolved recipe ---" in out.stdout and "complexity:" in out.stdout and "GMACs" in out.stdout
+    assert "final evaluation at step 6" in out.stdout and "exported SavedModel" in out.stdout
+    assert "loss:" in out.stdout and "images/s" in out.stdout  # the Keras progress bar
+    assert checkpoint_steps(model_dir) == [3, 6]
+    records = [json.loads(line) for line in open(os.path.join(model_dir, "metrics.jsonl"))]
+    train = [r for r in records if r["split"] == "train"]
+    assert [r["step"] for r in train] == [3, 6]
+    assert {"loss", "lr", "top1", "top5", "images_per_sec", "epoch"} <= set(train[0])
+    assert records[-1]["split"] == "validation" and records[-1]["examples"] == 16
+    for split in ("train", "validation"):
+        assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(model_dir, split)))
+    saved = os.path.join(model_dir, "export", "6")
+    assert os.path.exists(os.path.join(saved, "saved_model.pb"))
+    assert os.path.exists(os.path.join(saved, "assets", "label_map.txt"))
+
+    # launch/export.py to another directory, then launch/eval.py on the checkpoint and on the SavedModel
+    again = str(tmp_path / "serving" / "1")
+    out = run("export.py", "--model_dir", model_dir, "--export_dir", again, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert os.path.exists(os.path.join(again, "saved_model.pb"))
+    out = run("export.py", "--model_dir", model_dir, "--export_dir", again, env=env)
+    assert out.returncode != 0 and "overwrite" in out.stderr
+    ckpt = run("eval.py", "--model_dir", model_dir, "--batch_size", "50", "--steps", "2", env=env)
+    assert ckpt.returncode == 0, ckpt.stderr[-3000:]
+    served = run("eval.py", "--saved_model", again, "--data", "demo", "--batch_size", "50", "--steps", "2", env=env)
+    assert served.returncode == 0, served.stderr[-3000:]
+    top1 = [float(o.stdout.split("top-1 ")[1].split("%")[0]) for o in (ckpt, served)]
+    assert "(100 images)" in ckpt.stdout and "(100 images)" in served.stdout
+    assert top1[0] == pytest.approx(top1[1], abs=2.0)  # same weights, same preprocessing (in the graph)
+
+
+def test_mirrored_over_two_logical_cpus(env, tmp_path):
+    out = run("train.py", "--recipe", "demo", *TINY, "--steps", "4", "--set", "train.steps_per_loop=2",
+              "--strategy", "mirrored", "--num_cpu_devices", "2", "--noexport", "--model_dir", str(tmp_path / "m"),
+              env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "MirroredStrategy with 2 replica(s)" in out.stdout
+    assert "final evaluation at step 4" in out.stdout
+    assert checkpoint_steps(str(tmp_path / "m")) == [4]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_two_local_processes(env, tmp_path):
+    ports = [_free_port(), _free_port()]
+    model_dir = str(tmp_path / "mw")
+    procs = []
+    for i in range(2):
+        tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": i}}
+        procs.append(subprocess.Popen(
+            [sys.executable, TRAIN, "--recipe", "demo", *TINY, "--steps", "4", "--set", "train.steps_per_loop=2",
+             "--strategy", "multi_worker", "--noexport", "--model_dir", model_dir],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env=dict(env, TF_CONFIG=json.dumps(tf_config))))
+    try:
+        outs = [p.communicate(timeout=420) for p in procs]
+    finally:
+        for p in procs:  # bounded: never leave a worker waiting for its peer
+            if p.poll() is None:
+                p.kill()
+    for p, (stdout, stderr) in zip(procs, outs):
+        assert p.returncode == 0, stderr[-3000:]
+        assert "MultiWorkerMirroredStrategy with 2 replica(s)" in stdout
+    assert checkpoint_steps(model_dir) == [4]
+    assert sorted(os.listdir(model_dir)) == ["checkpoints", "metrics.jsonl", "recipe.yaml", "train", "validation"]
+
+
+def test_sigkill_and_resume(env, tmp_path):
+    """Kill -9 mid-run, restart with the same model_dir: it resumes from the last checkpoint and ends at the same
+    step as an uninterrupted run; every kept checkpoint loads."""
+    model_dir = str(tmp_path / "k")
+    args = [sys.executable, TRAIN, "--recipe", "demo", *TINY, "--steps", "30", "--set", "train.steps_per_loop=1",
+            "--set", "train.checkpoint_every_steps=2", "--set", "train.keep_checkpoints=3", "--noexport",
+            "--model_dir", model_dir]
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and p.poll() is None and (max(checkpoint_steps(model_dir), default=0) < 6):
+            time.sleep(0.2)
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=60)
+    killed_at = max(checkpoint_steps(model_dir), default=0)
+    assert 0 < killed_at < 30, f"the run was not killed mid-way: {p.stderr.read()[-2000:]}"
+    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env, timeout=420)
+    assert out.returncode == 0, out.stderr[-3000:]
+    resumed = int(out.stdout.split("resuming from step ")[1].split()[0])
+    assert resumed >= killed_at
+    assert "final evaluation at step 30" in out.stdout
+    steps = checkpoint_steps(model_dir)
+    assert steps[-1] == 30 and len(steps) <= 3
+    for s in steps:  # no checkpoint is corrupt
+        reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints", f"ckpt-{s}"))
+        assert int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == s
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(env, tmp_path):
+    model_dir = str(tmp_path / "nan")
+    out = run("train.py", "--recipe", "demo", *TINY, "--steps", "20", "--set", "train.steps_per_loop=1",
+              "--set", "train.checkpoint_every_steps=1", "--set", "schedule.base_lr=1e30", "--noexport",
+              "--model_dir", model_dir, env=env)
+    assert out.returncode != 0
+    assert "not finite" in out.stderr and "at step" in out.stderr and "last good checkpoint" in out.stderr
+    bad = int(out.stderr.split("(not finite) at step ")[1].split()[0])
+    assert checkpoint_steps(model_dir) and max(checkpoint_steps(model_dir)) == bad - 1
+
+
+def test_launcher_errors(env, tmp_path):
+    out = run("train.py", "--recipe", "resnet_rs_152_244", env=env)
+    assert out.returncode != 0 and "Unknown recipe" in out.stderr and "resnet_rs_152_224" in out.stderr
+    out = run("train.py", "--recipe", "resnet_rs_152_224", "--model_dir", str(tmp_path / "x"), env=env)
+    assert out.returncode != 0
+    assert "data_dir" in out.stderr and "train-00000" in out.stderr and "--data demo" in out.stderr
+    out = run("train.py", "--recipe", "demo", "--set", "train.epoch=2", env=env)
+    assert out.returncode != 0 and "did you mean 'epochs'" in out.stderr
+    out = run("train.py", "--recipe", "demo", "--strategy", "tpu", "--steps", "1", env=env)
+    assert out.returncode != 0 and "--tpu" in out.stderr
+    out = run("train.py", "--list_recipes", env=env)
+    assert out.returncode == 0 and "resnet_rs_152_224" in out.stdout and "82.8" in out.stdout
+    assert len(out.stdout.splitlines()) == len(recipe_lib.list_recipes())
