@@ -10,7 +10,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["regnet_tf", "regnet_tf.*"]),
+    packages=find_packages(include=["regnet_tf", "regnet_tf.*"]) + ["regnet_tf.recipes"],
+    # the repository's top-level recipes/ ships inside the package, so `--recipe NAME` works after a plain install
+    package_dir={"regnet_tf.recipes": "recipes"},
+    package_data={"regnet_tf.recipes": ["*.yaml", "*/*.yaml"]},
     install_requires=[
         "tensorflow>=2.18",
         "keras>=3.8",
@@ -21,7 +24,7 @@ setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist"],
+        "test": ["pytest>=7", "pytest-xdist", "pillow"],  # Pillow writes the CMYK JPEG of tests/test_data.py
         # Cross-checks against tf_keras.applications (Keras 2: RegNet, ResNet-RS); tests skip when absent.
         "compare": ["tf-keras"],
     },

@@ -17,7 +17,7 @@ import tensorflow as tf
 import keras
 from regnet_tf.train import optim
 from regnet_tf.train import recipe as recipe_lib
-from regnet_tf.train.recipe import EMAConfig, ScheduleConfig
+from regnet_tf.train.recipe import ScheduleConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "launch", "train.py")
@@ -291,3 +291,14 @@ def test_launcher_errors(env, tmp_path):
     out = run("train.py", "--list_recipes", env=env)
     assert out.returncode == 0 and "resnet_rs_152_224" in out.stdout and "82.8" in out.stdout
     assert len(out.stdout.splitlines()) == len(recipe_lib.list_recipes())
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_training(env, tmp_path, precision):
+    """mixed_bfloat16 (TPU's policy, also on CPU) and mixed_float16 with dynamic loss scaling (GPU's policy)."""
+    out = run("train.py", "--recipe", "demo", *TINY, "--steps", "2", "--set", "train.steps_per_loop=2",
+              "--mixed_precision", precision, "--noexport", "--model_dir", str(tmp_path / precision), env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"precision mixed_{precision}" in out.stdout and "final evaluation at step 2" in out.stdout
+    loss = float(out.stdout.split("final evaluation at step 2")[1].split("loss ")[1].split()[0])
+    assert np.isfinite(loss)

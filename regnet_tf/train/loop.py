@@ -183,6 +183,7 @@ class Trainer:
         self.total_steps = recipe.total_steps()
         self.data_seed_offset = data_seed_offset
         self._stop_signal = None
+        self._eval_step = None
         os.makedirs(model_dir, exist_ok=True)
         self._build()
 
@@ -304,12 +305,14 @@ class Trainer:
             return {"ce_sum": tf.reduce_sum(ce), "top1": optim.topk_correct(labels, logits, 1),
                     "top5": optim.topk_correct(labels, logits, 5), "count": tf.cast(tf.shape(logits)[0], tf.float32)}
 
-        @tf.function
         def eval_step(batch):
             out = strategy.run(replica_eval, args=batch)
-            return {name: strategy.reduce("SUM", v, axis=None) for name, v in out.items()}
+            sums = {}
+            for name in ("ce_sum", "top1", "top5", "count"):
+                sums[name] = strategy.reduce("SUM", out[name], axis=None)
+            return sums
 
-        return eval_step
+        return tf.function(eval_step, autograph=False)
 
     @tf.function
     def _sync_replicas(self):
@@ -364,7 +367,9 @@ class Trainer:
     # ---- evaluation
     def evaluate(self, steps=0, split="validation"):
         """Top-1 / top-5 / loss on a split (evaluation view), with the EMA weights when there is an EMA."""
-        eval_step = self._make_eval_step()
+        if self._eval_step is None:
+            self._eval_step = self._make_eval_step()
+        eval_step = self._eval_step
         totals = {"ce_sum": 0.0, "top1": 0.0, "top5": 0.0, "count": 0.0}
         steps = steps or self.recipe.train.eval_steps
         with self.ema_weights():
@@ -385,7 +390,6 @@ class Trainer:
     def train(self, export=True):
         """Trains to the recipe's total steps from the last checkpoint; evaluates and exports (chief) at the end.
         Returns the final evaluation metrics."""
-        r = self.recipe
         self._write_recipe()
         start = self.restore()
         self.log(self.describe())
@@ -407,7 +411,6 @@ class Trainer:
         if export and self.chief:
             path = self.export()
             self.log(f"exported SavedModel: {path}")
-        del r
         return metrics
 
     def _write_recipe(self):

@@ -30,8 +30,20 @@ from regnet_tf.data.sources import DataConfig
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    name: str = ""  # a registry name (regnet_tf.list_models()), e.g. regnety_016, resnet_rs_152
-    spec: Dict[str, Any] = dataclasses.field(default_factory=dict)  # spec fields to replace, e.g. {se_ratio: 0.25}
+    # a registry name (regnet_tf.list_models()), e.g. regnety_016, resnet_rs_152, whose spec `spec` modifies; or a
+    # spec type (anynet, regnet, resnet, efficientnet) built from `spec` alone, e.g. a sampled AnyNet
+    name: str = ""
+    spec: Dict[str, Any] = dataclasses.field(default_factory=dict)  # spec fields, e.g. {se_ratio: 0.25}
+
+
+def spec_types():
+    """{model.name: spec class} of the names that build a spec from `model.spec` alone."""
+    from regnet_tf.models.anynet import AnyNetSpec
+    from regnet_tf.models.efficientnet import EffNetSpec
+    from regnet_tf.models.regnet import RegNetSpec
+    from regnet_tf.models.resnet import ResNetSpec
+
+    return {"anynet": AnyNetSpec, "regnet": RegNetSpec, "resnet": ResNetSpec, "efficientnet": EffNetSpec}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,11 +127,23 @@ class Recipe:
         """The model spec: the registered spec of `model.name` with `model.spec` and the regularization applied."""
         from regnet_tf.models.registry import get_spec, resolve
 
-        spec = get_spec(self.model.name)
         changes = dict(self.model.spec)
         for key in ("dropout", "drop_path_rate"):
             if getattr(self.regularization, key) is not None:
                 changes[key] = getattr(self.regularization, key)
+        types = spec_types()
+        if self.model.name in types:
+            cls = types[self.model.name]
+            unknown = sorted(set(changes) - _field_names(cls))
+            if unknown:
+                raise ValueError(f"recipe {self.name!r}: {cls.__name__} has no field(s) {unknown}; valid: "
+                                 f"{sorted(_field_names(cls))}")
+            try:
+                return resolve(cls(**changes))
+            except TypeError as e:  # a required field is missing
+                raise ValueError(f"recipe {self.name!r}: model {self.model.name!r} needs model.spec to give "
+                                 f"every required field of {cls.__name__} ({e})") from e
+        spec = get_spec(self.model.name)
         direct = {k: v for k, v in changes.items() if k in _field_names(spec)}
         spec = spec.replace(**direct) if direct else spec
         rest = {k: v for k, v in changes.items() if k not in direct}
@@ -187,7 +211,9 @@ def _validate(r: Recipe):
     for ok, message in checks:
         if not ok:
             raise ValueError(f"recipe {r.name!r}: {message}")
-    if r.model.name:
+    if r.model.name in spec_types():
+        r.spec()  # builds the spec: a bad field is an error now, not when training starts
+    elif r.model.name:
         from regnet_tf.models.registry import get_entry
 
         get_entry(r.model.name)  # unknown model: lists the valid names

@@ -1,0 +1,1 @@
+"""The training recipes (YAML files). Installed as the data package `regnet_tf.recipes`; see docs/RECIPES.md."""
