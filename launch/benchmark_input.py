@@ -6,7 +6,8 @@
 Every row is the full training pipeline (regnet_tf.data.input_pipeline) at --image_size; only the augmentation
 differs: none; RandAugment (--num_layers, --magnitude; default 2 layers, m=15); keras.layers.RandAugment
 (value_range=(0, 255), its defaults) in the same place. The table has images/s and the ratios to the
-no-augmentation and Keras rows. Wall-clock numbers: other processes on the machine lower them.
+no-augmentation and Keras rows. Wall-clock numbers: other processes on the machine lower them (--repeats N keeps
+the fastest of N runs). TensorFlow runs with its BFC CPU allocator unless --nobfc_allocator (see docs/DATA.md).
 """
 
 import os
@@ -30,7 +31,12 @@ flags.DEFINE_integer("num_layers", 2, "RandAugment layers.")
 flags.DEFINE_float("magnitude", 15.0, "RandAugment magnitude.")
 flags.DEFINE_bool("normalize", True, "Normalize to float32 in the pipeline (--nonormalize: uint8 output, for "
                   "models that normalize on the device with include_preprocessing=True).")
-flags.DEFINE_list("variants", ["none", "randaugment", "keras"], "Which pipelines to time.")
+flags.DEFINE_list("variants", ["none", "randaugment", "keras"], "Which pipelines to time (e.g. none,randaugment "
+                  "skips the slow Keras row).")
+flags.DEFINE_integer("repeats", 1, "Time each variant this many times and keep the fastest run (shared machines).")
+flags.DEFINE_bool("bfc_allocator", True, "Run TensorFlow with its BFC CPU allocator (TF_CPU_ALLOCATOR_USE_BFC=true): "
+                  "the default allocator maps and page-faults every tensor over 32 MB afresh, e.g. each float32 "
+                  "batch of 64 x 224 px images (docs/DATA.md). --nobfc_allocator measures TensorFlow's default.")
 FLAGS = flags.FLAGS
 
 
@@ -39,6 +45,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if (FLAGS.data_dir is None) == (FLAGS.generate is None):
         raise app.UsageError("give exactly one of --data_dir and --generate")
+    # read when TensorFlow creates its CPU allocator: before anything imports TensorFlow
+    os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true" if FLAGS.bfc_allocator else "false"
     from regnet_tf.data import bench
 
     tmp = None
@@ -53,7 +61,7 @@ def main(argv):
         rows = bench.run(data_dir, FLAGS.variants, log=lambda m: print(m, file=sys.stderr, flush=True),
                          image_size=FLAGS.image_size, batch=FLAGS.batch, seconds=FLAGS.seconds,
                          warmup=FLAGS.warmup, num_layers=FLAGS.num_layers, magnitude=FLAGS.magnitude,
-                         normalize=FLAGS.normalize)
+                         normalize=FLAGS.normalize, repeats=FLAGS.repeats)
         print(bench.format_table(rows))
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

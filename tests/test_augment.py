@@ -350,6 +350,30 @@ def test_randaugment_in_dataset_map():
     assert len(list(unseeded)) == 6
 
 
+def test_augmenters_in_a_graph_equal_eager_calls():
+    """In tf.data maps the op choice is an unlowered Case op (only the chosen branch runs): the same pixels as eager
+    calls, which the op tests check (lowered to Switch/Merge, graph rewrites rounded some rotate coordinates
+    differently)."""
+    image = tf.constant(np.random.RandomState(6).randint(0, 256, (40, 32, 3)).astype(np.uint8))
+    for augmenter in (A.RandAugment(2, 15), A.AutoAugment("v0")):
+        mapped = tf.data.Dataset.range(30).map(lambda i: augmenter(image, tf.stack([i, 2 * i])))
+        graph = np.stack(list(mapped.as_numpy_iterator()))
+        eager = np.stack([augmenter(image, tf.constant([i, 2 * i], tf.int64)).numpy() for i in range(30)])
+        np.testing.assert_array_equal(graph, eager)
+        assert len({x.tobytes() for x in graph}) > 8  # the ops do vary
+
+
+@pytest.mark.parametrize("shape", [(224, 224, 3), (5, 3, 3), (3, 40, 3)])
+def test_sharpness_sizes(shape):
+    image = np.random.RandomState(7).randint(0, 256, shape).astype(np.uint8)
+    x = image.astype(np.int64)
+    h, w = shape[:2]
+    total = sum(x[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    smooth = x.copy()
+    smooth[1:-1, 1:-1] = (total + 4 * x[1:-1, 1:-1]) // 13
+    np.testing.assert_array_equal(run(A.sharpness, image, 2.8), np_blend(smooth, image, 2.8))
+
+
 def test_randaugment_arguments():
     with pytest.raises(ValueError, match="Unknown ops"):
         A.RandAugment(exclude_ops=["Blur"])

@@ -173,6 +173,119 @@ def test_png_takes_the_general_path_and_bicubic_resize():
     assert cubic.dtype == tf.uint8 and 0 < np.abs(cubic.numpy().astype(int) - image.numpy()).max() < 64
 
 
+def test_fast_normalize_equals_broadcasting():
+    scale = tf.constant([1.0 / (255.0 * s) for s in preprocess.STD_RGB])
+    offset = tf.constant([-m / s for m, s in zip(preprocess.MEAN_RGB, preprocess.STD_RGB)])
+    rng = np.random.default_rng(1)
+    for shape in ((7, 5, 3), (2, 9, 4, 3), (1, 1, 3)):
+        for x in (rng.integers(0, 256, shape).astype(np.uint8), rng.uniform(0, 255, shape).astype(np.float32)):
+            expected = tf.cast(x, tf.float32) * scale + offset  # the plain per-channel broadcast
+            for dtype in preprocess.DTYPES:
+                got = preprocess.normalize(x, dtype)
+                assert got.shape == shape and got.dtype == dtype
+                np.testing.assert_array_equal(got.numpy(), tf.cast(expected, dtype).numpy())
+
+
+def test_resize_from_float_equals_the_uint8_kernel():
+    rng = np.random.default_rng(2)
+    for method in preprocess.RESIZE_METHODS:
+        for h, w, size in ((37, 53, 16), (300, 410, 224), (20, 20, 48)):
+            x = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+            np.testing.assert_array_equal(preprocess.resize(x, [size, size], method).numpy(),
+                                          tf.image.resize(x, [size, size], method=method).numpy())
+
+
+@pytest.mark.parametrize("method", ["bilinear", "bicubic"])
+def test_train_view_equals_the_reference_order(method):
+    """Resize -> round to uint8 -> flip on uint8 (the pipeline) == resize -> flip float -> round (the reference order),
+    and the normalized view is the unrounded float resize, normalized."""
+    encoded = tf.constant(_jpeg(60, 80, 4))
+    flip = tf.image.stateless_random_flip_left_right
+    for seed in ([1, 2], [3, 4], [5, 9]):
+        seeds = tf.random.experimental.stateless_split(tf.constant(seed, tf.int64), 3)
+        window = preprocess.inception_crop_window(tf.image.extract_jpeg_shape(encoded)[:2], seeds[0])
+        crop = tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
+        reference = flip(tf.image.resize(crop, [24, 24], method=method), seeds[1])
+        rounded = preprocess.to_uint8(reference, clip=method != "bilinear")
+        kwargs = dict(size=24, resize_method=method)
+        np.testing.assert_array_equal(preprocess.train_pixels(encoded, seed, **kwargs).numpy(), rounded.numpy())
+        np.testing.assert_array_equal(preprocess.train_image(encoded, seed, normalized=False, **kwargs).numpy(),
+                                      rounded.numpy())
+        np.testing.assert_array_equal(preprocess.train_image(encoded, seed, **kwargs).numpy(),
+                                      preprocess.normalize(reference).numpy())
+        np.testing.assert_array_equal(preprocess.train_pixels(encoded, seed, quantize=False, **kwargs).numpy(),
+                                      reference.numpy())
+        # augment sees the rounded, flipped image; its output is normalized
+        augmented = preprocess.train_image(encoded, seed, augment=lambda x, s: 255 - x, **kwargs)
+        np.testing.assert_array_equal(augmented.numpy(), preprocess.normalize(255 - rounded).numpy())
+
+
+def _cmyk_jpeg(cmyk):
+    """A CMYK JPEG (Adobe APP14, as Photoshop writes them; ImageNet has a few) of a uint8 [H, W, 4] array."""
+    image_module = pytest.importorskip("PIL.Image")
+    import io
+
+    buffer = io.BytesIO()
+    image_module.fromarray(cmyk, "CMYK").save(buffer, "JPEG", quality=100)
+    return buffer.getvalue()
+
+
+# (CMYK, RGB): cyan, magenta + yellow = red, 50% black = grey, black, yellow
+CMYK_TO_RGB = (((255, 0, 0, 0), (0, 255, 255)), ((0, 255, 255, 0), (255, 0, 0)), ((0, 0, 0, 128), (127, 127, 127)),
+               ((0, 0, 0, 255), (0, 0, 0)), ((0, 0, 255, 0), (255, 255, 0)))
+
+
+def test_cmyk_jpeg_decodes_to_rgb(tmp_path):
+    patches = np.concatenate([np.tile(np.array(c, np.uint8), (32, 16, 1)) for c, _ in CMYK_TO_RGB], 1)
+    expected = np.array([rgb for _, rgb in CMYK_TO_RGB])
+    encoded = _cmyk_jpeg(patches)
+    assert tf.io.is_jpeg(encoded)  # so the train path crops it with decode_and_crop_jpeg
+    crop = preprocess.decode_window(tf.constant(encoded), lambda shape: tf.constant([4, 4, 24, 72]))
+    assert crop.shape == (24, 72, 3)
+    np.testing.assert_allclose(crop.numpy()[12, [4, 20, 36, 52, 68]], expected, atol=3)
+    # Through the pipeline (TFRecords): train view (Inception crop + decode_and_crop_jpeg) and eval view (center
+    # crop), float32 normalized and uint8, one single-colour CMYK image per colour.
+    examples = [make_example(_cmyk_jpeg(np.tile(np.array(c, np.uint8), (40, 56, 1))), k + 1, 40, 56)
+                for k, (c, _) in enumerate(CMYK_TO_RGB)]
+    _write(str(tmp_path / "train-00000-of-00001"), examples)
+    _write(str(tmp_path / "validation-00000-of-00001"), examples)
+    for normalize in (False, True):
+        config = DataConfig(data_dir=str(tmp_path), image_size=16, normalize=normalize, shuffle_buffer=5)
+        for split in ("train", "validation"):
+            images, labels = next(iter(input_pipeline(config, split, 5)))
+            assert images.shape == (5, 16, 16, 3), split
+            rgb = images.numpy().astype(np.float32)
+            if normalize:
+                rgb = rgb * np.float32(preprocess.STD_RGB) * 255 + np.float32(preprocess.MEAN_RGB) * 255
+            colours = np.broadcast_to(expected[labels.numpy()][:, None, None], rgb.shape)
+            np.testing.assert_allclose(rgb, colours, atol=3, err_msg=f"{split} normalize={normalize}")
+
+
+def test_grayscale_jpeg_and_png_with_alpha_come_out_rgb(tmp_path):
+    gray = _image(30, 40, 5)[..., :1]
+    rgba = np.concatenate([_image(30, 40, 6), np.full((30, 40, 1), 77, np.uint8)], -1)
+    gray_jpeg = tf.io.encode_jpeg(gray, quality=100).numpy()
+    cases = {"gray jpeg": (gray_jpeg, np.repeat(tf.io.decode_jpeg(gray_jpeg).numpy(), 3, -1)),  # grey repeated
+             "rgba png": (tf.io.encode_png(rgba).numpy(), rgba[..., :3]),  # alpha dropped
+             "grey + alpha png": (tf.io.encode_png(np.concatenate([gray, rgba[..., 3:]], -1)).numpy(),
+                                  np.repeat(gray, 3, -1))}
+    for name, (encoded, pixels) in cases.items():
+        window = preprocess.decode_window(tf.constant(encoded), lambda shape: tf.constant([2, 3, 20, 30]))
+        assert window.shape == (20, 30, 3), name
+        np.testing.assert_array_equal(window.numpy(), pixels[2:22, 3:33], err_msg=name)
+        eval_view = preprocess.eval_image(tf.constant(encoded), 16, normalized=False)
+        train_view = preprocess.train_image(tf.constant(encoded), tf.constant([1, 2]), 16)
+        assert eval_view.shape == train_view.shape == (16, 16, 3), name
+    examples = [make_example(encoded, k + 1, 30, 40) for k, (encoded, _) in enumerate(cases.values())]
+    _write(str(tmp_path / "train-00000-of-00001"), examples)
+    _write(str(tmp_path / "validation-00000-of-00001"), examples)
+    config = DataConfig(data_dir=str(tmp_path), image_size=16, shuffle_buffer=3)
+    for split in ("train", "validation"):
+        images, labels = next(iter(input_pipeline(config, split, 3)))
+        assert images.shape == (3, 16, 16, 3) and set(labels.numpy().tolist()) <= {0, 1, 2}
+    assert _labels(input_pipeline(config, "validation", 3)) == [0, 1, 2]  # none skipped
+
+
 def test_cache(data_dir):
     config = DataConfig(data_dir=data_dir, image_size=16, cache=True, shuffle_buffer=20)
     val = input_pipeline(config, "validation", 3)
@@ -333,6 +446,31 @@ def test_truncated_tfrecord_file_stops_with_file_and_index(tmp_path):
         assert "record index" in message and "4" in message.split("record index")[1][:40]
     report = check_records(os.path.join(str(tmp_path), "train-*"))
     assert [(f, i) for f, i, _ in report["truncated"]] == [(path, 4)] and report["ok"] == 9
+
+
+def test_record_reader_counts_bytes_across_blocks(tmp_path):
+    """Records are counted in blocks (sources.RECORD_BLOCK): every index once, in order, and the marker of a cut file
+    after the last whole record, also when the file spans several blocks."""
+    from regnet_tf.data import sources
+
+    count = 2 * sources.RECORD_BLOCK + 7
+    path = _write(str(tmp_path / "train-00000-of-00001"), [b"x" * (k % 13) for k in range(count)])
+    size = os.path.getsize(path)
+
+    def read(n_bytes):
+        elements = list(sources._read_tfrecord_file(path, n_bytes).as_numpy_iterator())
+        return [(int(e["index"]), bool(e["broken"])) for e in elements], elements
+
+    whole, elements = read(size)
+    assert whole == [(k, False) for k in range(count)]
+    assert [len(e["record"]) for e in elements] == [k % 13 for k in range(count)]
+    assert all(e["file"] == path.encode() for e in elements)
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:-5])  # the last record is cut
+    cut, _ = read(size - 5)
+    assert cut == [(k, False) for k in range(count - 1)] + [(count - 1, True)]
 
 
 def test_label_out_of_range_stops_with_file_and_index(tmp_path):

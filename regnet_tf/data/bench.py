@@ -22,6 +22,7 @@ import numpy as np
 
 VARIANTS = ("none", "randaugment", "keras")
 LABELS = {"none": "no augmentation", "randaugment": "RandAugment (regnet_tf)", "keras": "keras.layers.RandAugment"}
+BFC_ENV = "TF_CPU_ALLOCATOR_USE_BFC"  # TensorFlow reads it when it creates its CPU allocator (docs/DATA.md)
 
 
 def photo(rng, height, width):
@@ -88,25 +89,33 @@ def measure(data_dir, variant, image_size=224, batch=64, seconds=10.0, warmup=3,
             return images / elapsed, (time.process_time() - cpu) / images
 
 
-def run(data_dir, variants=VARIANTS, log=None, **kwargs):
-    """Rows {variant, label, images_per_s, cpu_ms} (a variant whose module is missing is skipped and logged).
+def run(data_dir, variants=VARIANTS, log=None, repeats=1, **kwargs):
+    """Rows {variant, label, images_per_s, cpu_ms, runs} (a variant whose module is missing is skipped and logged).
 
-    cpu_ms is the CPU time of the whole process per image (all tf.data threads): 1000 / cpu_ms is the throughput
-    one host core sustains, which other processes on the machine affect less than the wall-clock images/s.
+    Each variant is timed `repeats` times (a fresh pipeline each time); the row keeps the fastest run (other
+    processes on the machine only ever slow a run down) and `runs` holds every (images/s, cpu_ms). cpu_ms is the
+    CPU time of the whole process per image (all tf.data threads): 1000 / cpu_ms is the throughput one host core
+    sustains, which other processes on the machine affect less than the wall-clock images/s.
     """
     rows = []
     for variant in variants:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
-        try:
-            rate, cpu = measure(data_dir, variant, **kwargs)
-        except ImportError as e:
+        runs = []
+        for _ in range(repeats):
+            try:
+                rate, cpu = measure(data_dir, variant, **kwargs)
+            except ImportError as e:
+                if log:
+                    log(f"skipping {variant}: {e}")
+                break
+            runs.append((rate, cpu * 1e3))
             if log:
-                log(f"skipping {variant}: {e}")
-            continue
-        rows.append({"variant": variant, "label": LABELS[variant], "images_per_s": rate, "cpu_ms": cpu * 1e3})
-        if log:
-            log(f"{LABELS[variant]}: {rate:.1f} images/s, {cpu * 1e3:.2f} CPU ms/image")
+                log(f"{LABELS[variant]}: {rate:.1f} images/s, {cpu * 1e3:.2f} CPU ms/image")
+        if runs:
+            rate, cpu_ms = max(runs)
+            rows.append({"variant": variant, "label": LABELS[variant], "images_per_s": rate, "cpu_ms": cpu_ms,
+                         "runs": runs})
     return rows
 
 
@@ -130,4 +139,5 @@ def format_table(rows):
 def environment():
     import tensorflow as tf
 
-    return f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores"
+    allocator = "BFC" if os.environ.get(BFC_ENV, "").lower() in ("1", "true") else "default"
+    return f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, CPU allocator: {allocator}"
