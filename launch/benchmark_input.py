@@ -7,7 +7,9 @@ Every row is the full training pipeline (regnet_tf.data.input_pipeline) at --ima
 differs: none; RandAugment (--num_layers, --magnitude; default 2 layers, m=15); keras.layers.RandAugment
 (value_range=(0, 255), its defaults) in the same place. The table has images/s and the ratios to the
 no-augmentation and Keras rows. Wall-clock numbers: other processes on the machine lower them (--repeats N keeps
-the fastest of N runs). TensorFlow runs with its BFC CPU allocator unless --nobfc_allocator (see docs/DATA.md).
+the fastest of N runs). --stages adds a table of the per-image CPU time of each step of the training view
+(crop window, decode, resize, round and flip, normalize, RandAugment). TensorFlow runs with its BFC CPU
+allocator unless --nobfc_allocator (see docs/DATA.md).
 """
 
 import os
@@ -33,6 +35,8 @@ flags.DEFINE_bool("normalize", True, "Normalize to float32 in the pipeline (--no
                   "models that normalize on the device with include_preprocessing=True).")
 flags.DEFINE_list("variants", ["none", "randaugment", "keras"], "Which pipelines to time (e.g. none,randaugment "
                   "skips the slow Keras row).")
+flags.DEFINE_bool("stages", False, "Also print where the per-image CPU time goes: the training view's steps, "
+                  "cumulative, on encoded images held in memory (regnet_tf.data.bench.stages).")
 flags.DEFINE_integer("repeats", 1, "Time each variant this many times and keep the fastest run (shared machines).")
 flags.DEFINE_bool("bfc_allocator", True, "Run TensorFlow with its BFC CPU allocator (TF_CPU_ALLOCATOR_USE_BFC=true): "
                   "the default allocator maps and page-faults every tensor over 32 MB afresh, e.g. each float32 "
@@ -63,6 +67,12 @@ def main(argv):
                          warmup=FLAGS.warmup, num_layers=FLAGS.num_layers, magnitude=FLAGS.magnitude,
                          normalize=FLAGS.normalize, repeats=FLAGS.repeats)
         print(bench.format_table(rows))
+        if FLAGS.stages:
+            print(f"timing the training view's steps ({FLAGS.seconds:g} s each)", file=sys.stderr, flush=True)
+            print()
+            print(bench.format_stages(bench.stages(data_dir, image_size=FLAGS.image_size, batch=FLAGS.batch,
+                                                   seconds=FLAGS.seconds, num_layers=FLAGS.num_layers,
+                                                   magnitude=FLAGS.magnitude, repeats=FLAGS.repeats)))
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -250,6 +250,8 @@ def test_affine_equals_the_transform_kernel(seed):
     y_off = (h - (np.sin(rad) * w + np.cos(rad) * h)) / 2
     t = [np.cos(rad), -np.sin(rad), x_off, np.sin(rad), np.cos(rad), y_off]
     np.testing.assert_array_equal(run(A.rotate, image, 33.0), projective(image, t))
+    for t in ([1, 0, 1e9, 0, 1, 0], [1, 0, -31.4, 0, 1, 22.6], [0.5, 0.5, -3e9, 2, 1, 0]):  # far out: all fill
+        np.testing.assert_array_equal(A.affine(tf.constant(image), t).numpy(), projective(image, t))
 
 
 @pytest.mark.parametrize("pad, cy, cx", [(2, 3, 4), (3, 0, 0), (4, 7, 9), (40, 4, 5), (0, 3, 3)])

@@ -376,9 +376,16 @@ def test_build_tfrecords_cli(tmp_path):
 
 def test_benchmark_input_cli():
     code, out, err = _finish(_start("benchmark_input.py", "--generate", "6", "--min_size", "40", "--max_size", "64",
-                                    "--image_size", "32", "--batch", "2", "--seconds", "0.2", "--warmup", "1"))
+                                    "--image_size", "32", "--batch", "2", "--seconds", "0.2", "--warmup", "1", "--stages"))
     assert code == 0, err[-2000:]
     assert "generating 6 photo-like JPEGs" in err
+    stages = out.split("stage (cumulative)")[1].splitlines()[2:]
+    assert [line[:32].strip() for line in stages] == [
+        "crop window (JPEG header)", "+ decode the window", "+ resize", "+ round, flip (uint8 view)",
+        "+ normalize (float32 view)", "+ RandAugment(2, 15)"]
+    cumulative = [float(line.split()[-3]) for line in stages]
+    assert all(c > 0 for c in cumulative)
+    out = out.split("stage (cumulative)")[0].rstrip()
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("pipeline"))
     rows = lines[header + 2:]

@@ -119,6 +119,71 @@ def run(data_dir, variants=VARIANTS, log=None, repeats=1, **kwargs):
     return rows
 
 
+STAGES = ("crop window (JPEG header)", "+ decode the window", "+ resize", "+ round, flip (uint8 view)",
+          "+ normalize (float32 view)", "+ RandAugment")
+
+
+def stages(data_dir, image_size=224, batch=64, seconds=3.0, num_layers=2, magnitude=15.0, max_images=512,
+           repeats=1):
+    """Where the per-image CPU time goes: rows {stage, cpu_us} for cumulative prefixes of the training view (see
+    STAGES), each mapped over the same encoded images held in memory (no reading, shuffling or checking), so the
+    full pipeline's CPU time minus the last row's is tf.data's own per-image cost. Each stage keeps the lowest of
+    `repeats` timings (other processes only ever add to them)."""
+    import tensorflow as tf
+
+    from regnet_tf.data import preprocess
+    from regnet_tf.data.augment import RandAugment
+    from regnet_tf.data.sources import FEATURES, DataConfig, list_files
+
+    files = list_files(DataConfig(data_dir=data_dir), "train")
+    encoded = [tf.io.parse_single_example(r, FEATURES)["image/encoded"]
+               for r in tf.data.TFRecordDataset(files).take(max_images)]
+    size = [image_size, image_size]
+    ra = RandAugment(num_layers, magnitude)
+
+    def crop(e, s):
+        return preprocess.decode_window(e, lambda shape: preprocess.inception_crop_window(shape, s))
+
+    views = [
+        lambda e, s: preprocess.inception_crop_window(tf.image.extract_jpeg_shape(e)[:2], s),
+        crop,
+        lambda e, s: preprocess.resize(crop(e, s), size),
+        lambda e, s: preprocess.train_pixels(e, s, image_size),
+        lambda e, s: preprocess.train_image(e, s, image_size),
+        lambda e, s: preprocess.train_image(e, s, image_size, augment=lambda x, s2: ra(x, seed=s2)),
+    ]
+    source = tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(tf.stack(encoded)).repeat(),
+                                  tf.data.Dataset.random(seed=0).batch(2)))
+    rows = []
+    for i, (stage, view) in enumerate(zip(STAGES, views)):
+        if i == 1:  # decoded windows differ in size and cannot be batched: keep their shapes
+            view = lambda e, s: tf.shape(crop(e, s))  # noqa: E731
+        it = iter(source.map(view, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(2))
+        next(it)
+        timings = []
+        for _ in range(repeats):
+            images, start, cpu = 0, time.perf_counter(), time.process_time()
+            while time.perf_counter() - start < seconds:
+                next(it)
+                images += batch
+            timings.append((time.process_time() - cpu) / images * 1e6)
+        rows.append({"stage": stage.replace("RandAugment", f"RandAugment({num_layers}, {magnitude:g})"),
+                     "cpu_us": min(timings)})
+    return rows
+
+
+def format_stages(rows):
+    """Text table of `stages` rows: cumulative CPU us per image, the stage's own share, images/s per core."""
+    lines = ["stage (cumulative)                CPU us/image  this stage  images/s/core",
+             "--------------------------------  ------------  ----------  -------------"]
+    prev = 0.0
+    for r in rows:
+        lines.append(f"{r['stage']:<32}  {r['cpu_us']:>12.0f}  {r['cpu_us'] - prev:>10.0f}  "
+                     f"{1e6 / r['cpu_us']:>13.0f}")
+        prev = r["cpu_us"]
+    return "\n".join(lines)
+
+
 def format_table(rows):
     """Text table: images/s, ratios to no augmentation and to Keras's RandAugment, CPU ms/image, images/s/core."""
     base = {r["variant"]: r["images_per_s"] for r in rows}

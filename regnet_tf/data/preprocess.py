@@ -3,14 +3,17 @@
     image = train_image(encoded, seed, size=224)            # Inception crop, flip, resize, [RandAugment], normalize
     image = eval_image(encoded, size=224)                   # center crop 0.875 of the short side, resize, normalize
     image = eval_view(pixels, size=224)                     # the same on decoded uint8 pixels (for serving)
+    pixels = train_pixels(encoded, seed, size=224)          # the training view before normalization, uint8
 
 Train (the TF Model Garden recipe): the crop window is sampled from the JPEG header (`extract_jpeg_shape` +
 `stateless_sample_distorted_bounding_box`: area 0.08-1, aspect 3/4-4/3, 10 attempts; when no window fits, a
 center crop of 0.875 of the short side) and only that window is decoded (`decode_and_crop_jpeg`). Other formats
-(PNG, GIF, BMP) take the general path: full decode, then the same window. Then a horizontal flip, a resize
-(bilinear, or bicubic), optional augmentation on uint8 (RandAugment) and normalization with the ImageNet mean/std
-on the 0-255 scale (the same numbers as `regnet_tf.applications.preprocess_input`), cast to float32, bfloat16 or
-float16. Random ops are stateless and take a per-image seed (shape [2]), so a seeded pipeline is deterministic.
+(PNG, GIF, BMP) take the general path: full decode, then the same window. Every format comes out as 3-channel
+RGB (grayscale repeated, alpha dropped, CMYK JPEGs converted by the decoder). Then a resize (bilinear, or bicubic),
+a horizontal flip, optional augmentation on uint8 (RandAugment; the resized image is rounded first) and
+normalization with the ImageNet mean/std on the 0-255 scale (the same numbers as
+`regnet_tf.applications.preprocess_input`), cast to float32, bfloat16 or float16. Random ops are stateless and take
+a per-image seed (shape [2]), so a seeded pipeline is deterministic.
 
 Eval: "crop_fraction" (Model Garden / TF1): a centered square of `crop_fraction` x the short side, decoded with
 `decode_and_crop_jpeg`, resized to `size`. "resize_short" (pycls): resize the short side to `short_side`

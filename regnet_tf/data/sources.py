@@ -10,9 +10,9 @@ last partial batch; evaluation streams are read once, unshuffled, and keep it (i
 
 The stream, in order (the TF Model Garden layout): list files -> per-host shard of the files (or of the records
 when there are fewer files than input pipelines) -> shuffle files -> repeat -> parallel interleave -> [cache] ->
-shuffle records -> parallel map (parse, crop/decode, flip, resize, [RandAugment], normalize) -> batch ->
-[MixUp/CutMix] -> prefetch. All random ops are stateless and seeded per image from `Dataset.random(seed)`, so
-`deterministic=True` with a seed gives the same stream on every run.
+shuffle records -> parallel map (parse, crop/decode, resize, flip, [RandAugment], normalize) -> batch -> check
+(broken files, label range) -> [MixUp/CutMix] -> prefetch. All random ops are stateless and seeded per image
+from `Dataset.random(seed)`, so `deterministic=True` with a seed gives the same stream on every run.
 
 Bad input (docs/DATA.md):
 - no data directory, no files for the pattern: FileNotFoundError naming the pattern and the expected layout.
@@ -248,6 +248,23 @@ def _folder_source(config, split, training, n, pipeline_id):
 # ------------------------------------------------------------------------------------------------ pipeline
 
 
+def _source(config, split, training, input_context):
+    """(config, records dataset, parse) for this input pipeline; the demo source becomes its TFRecord directory
+    (generated on first use)."""
+    n = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    if config.source == "demo":
+        from regnet_tf.data import demo
+
+        config = dataclasses.replace(config, source="tfrecord", data_dir=demo.ensure(config.data_dir),
+                                     label_offset=-1, train_pattern="train-*", eval_pattern="validation-*")
+    if config.source == "tfrecord":
+        return (config, *_tfrecord_source(config, split, training, n, pipeline_id))
+    if config.source == "tfds":
+        return (config, *_tfds_source(config, split, training, input_context))
+    return (config, *_folder_source(config, split, training, n, pipeline_id))
+
+
 def _randaugment(config):
     if config.autoaugment:
         from regnet_tf.data.augment import AutoAugment
@@ -264,18 +281,23 @@ def _randaugment(config):
 
 
 def _check(config):
+    """A map over batches that stops the pipeline at a broken file or a label out of range, naming the first such
+    file and record index (per batch, not per image: one map call per batch instead of one per image)."""
     lo, hi = 0, config.num_classes
 
-    def check(image, label, file, index, broken):
-        read_ok = tf.debugging.Assert(tf.logical_not(broken), [
-            "Truncated or corrupted TFRecord file:", file, "- cannot read record index", index,
-            "(the bytes read do not add up to the file size; re-copy or rebuild the file)"])
-        label_ok = tf.debugging.Assert((label >= lo) & (label < hi), [
-            "Label out of range:", label, "in file", file, "record index", index,
+    def check(images, labels, files, indices, broken):
+        bad_label = tf.logical_not(broken) & ((labels < lo) | (labels >= hi))
+        first_broken = tf.argmax(tf.cast(broken, tf.int32))
+        first_bad = tf.argmax(tf.cast(bad_label, tf.int32))
+        read_ok = tf.debugging.Assert(tf.logical_not(tf.reduce_any(broken)), [
+            "Truncated or corrupted TFRecord file:", files[first_broken], "- cannot read record index",
+            indices[first_broken], "(the bytes read do not add up to the file size; re-copy or rebuild the file)"])
+        label_ok = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad_label)), [
+            "Label out of range:", labels[first_bad], "in file", files[first_bad], "record index", indices[first_bad],
             f"- expected 0..{hi - 1} after label_offset={config.label_offset} (ImageNet TFRecords store 1..1000: "
             f"label_offset=-1; TFDS and image folders are 0-based; check num_classes={hi})"])
         with tf.control_dependencies([read_ok, label_ok]):
-            return tf.identity(image), tf.cast(label, tf.int32)
+            return tf.identity(images), tf.cast(labels, tf.int32)
 
     return check
 
@@ -292,8 +314,6 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
     training = split == "train" if training is None else training
-    n = input_context.num_input_pipelines if input_context else 1
-    pipeline_id = input_context.input_pipeline_id if input_context else 0
     batch = input_context.get_per_replica_batch_size(global_batch_size) if input_context else global_batch_size
     seed = config.seed if config.seed is not None else (0 if config.deterministic else None)
     config = dataclasses.replace(config, seed=seed)
@@ -304,14 +324,7 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
         if config.num_classes != demo.NUM_CLASSES:
             raise ValueError(f"the demo data has {demo.NUM_CLASSES} classes; set DataConfig(num_classes="
                              f"{demo.NUM_CLASSES}) (demo.config() does)")
-        config = dataclasses.replace(config, source="tfrecord", data_dir=demo.ensure(config.data_dir),
-                                     label_offset=-1, train_pattern="train-*", eval_pattern="validation-*")
-    if config.source == "tfrecord":
-        ds, parse = _tfrecord_source(config, split, training, n, pipeline_id)
-    elif config.source == "tfds":
-        ds, parse = _tfds_source(config, split, training, input_context)
-    else:
-        ds, parse = _folder_source(config, split, training, n, pipeline_id)
+    config, ds, parse = _source(config, split, training, input_context)
 
     if config.cache:
         ds = ds.cache()
@@ -325,27 +338,13 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     augment = augment_fn if augment_fn is not None else (_randaugment(config) if training else None)
     size = config.image_size
 
-    mode = os.environ.get("REGNET_NORM", "batch")
-    per_batch = config.normalize and mode != "image"
-    quantize = not config.normalize or mode == "batch_u8"
-
-    def view(encoded, seed_):
-        if not per_batch:
-            if training:
-                return preprocess.train_image(encoded, seed_, size, config.crop_area_range, config.crop_aspect_range,
-                                              config.crop_max_attempts, config.hflip, config.resize_method, augment,
-                                              config.dtype, config.normalize)
-            return preprocess.eval_image(encoded, size, config.eval_mode, config.eval_crop_fraction,
-                                         config.eval_short_side, config.resize_method, config.dtype, config.normalize)
+    def view(encoded, seed_):  # normalized per image, while it is in cache (docs/DATA.md, "Input speed")
         if training:
-            return preprocess.train_pixels(encoded, seed_, size, config.crop_area_range, config.crop_aspect_range,
-                                           config.crop_max_attempts, config.hflip, config.resize_method, augment,
-                                           quantize)
-        return preprocess.eval_pixels(encoded, size, config.eval_mode, config.eval_crop_fraction,
-                                      config.eval_short_side, config.resize_method, quantize)
-
-    element_dtype = tf.uint8 if not config.normalize else (config.dtype if not per_batch else (
-        tf.uint8 if quantize or (training and augment is not None) else tf.float32))
+            return preprocess.train_image(encoded, seed_, size, config.crop_area_range, config.crop_aspect_range,
+                                          config.crop_max_attempts, config.hflip, config.resize_method, augment,
+                                          config.dtype, config.normalize)
+        return preprocess.eval_image(encoded, size, config.eval_mode, config.eval_crop_fraction,
+                                     config.eval_short_side, config.resize_method, config.dtype, config.normalize)
 
     def decode(e, seed_):
         def real():
@@ -353,18 +352,15 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
             return view(encoded, seed_), label
 
         def placeholder():  # the marker of a broken file: carried to `check`, which stops with its name
-            return tf.zeros([size, size, 3], element_dtype), tf.constant(-1, tf.int64)
+            return tf.zeros([size, size, 3], config.dtype if config.normalize else tf.uint8), tf.constant(-1, tf.int64)
 
         image, label = tf.cond(e["broken"], placeholder, real)
         return image, label, e["file"], e["index"], e["broken"]
 
     ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
     ds = ds.ignore_errors(log_warning=True)  # an image that fails to decode is skipped (logged)
-    ds = ds.map(_check(config), num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
     ds = ds.batch(batch, drop_remainder=training, num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
-    if per_batch:
-        ds = ds.map(lambda images, labels: (preprocess.normalize(images, config.dtype), labels),
-                    num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
+    ds = ds.map(_check(config), num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
     if config.mixing and training:
         from regnet_tf.data.mixup import mixup_cutmix  # separate module (its own issue section)
 
@@ -384,20 +380,7 @@ def encoded_dataset(config: DataConfig, split: str = "validation", input_context
     signature that takes image bytes is fed (`launch/eval.py --saved_model`)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
-    n = input_context.num_input_pipelines if input_context else 1
-    pipeline_id = input_context.input_pipeline_id if input_context else 0
-    config = dataclasses.replace(config, deterministic=True, cache=False)
-    if config.source == "demo":
-        from regnet_tf.data import demo
-
-        config = dataclasses.replace(config, source="tfrecord", data_dir=demo.ensure(config.data_dir),
-                                     label_offset=-1, train_pattern="train-*", eval_pattern="validation-*")
-    if config.source == "tfrecord":
-        ds, parse = _tfrecord_source(config, split, False, n, pipeline_id)
-    elif config.source == "tfds":
-        ds, parse = _tfds_source(config, split, False, input_context)
-    else:
-        ds, parse = _folder_source(config, split, False, n, pipeline_id)
+    _, ds, parse = _source(dataclasses.replace(config, deterministic=True, cache=False), split, False, input_context)
     ds = ds.filter(lambda e: tf.logical_not(e["broken"]))
     return ds.map(lambda e: tuple(x if i == 0 else tf.cast(x, tf.int32) for i, x in enumerate(parse(e))),
                   num_parallel_calls=AUTOTUNE, deterministic=True)
