@@ -322,11 +322,16 @@ def switch_case(index, branches):
     return _indexed_case(index, branches, lower_using_switch_merge=False)
 
 
+def _seed_or_fresh(seed):
+    """`seed` (int tensor of shape [2]), or a fresh random one if it is None."""
+    if seed is None:
+        return tf.random.uniform([2], minval=0, maxval=2**31 - 1, dtype=tf.int32)
+    return seed
+
+
 def make_seeds(seed, num):
     """`num` stateless seeds (shape [num, 2]) from `seed` (int tensor of shape [2]), or fresh ones if seed is None."""
-    if seed is None:
-        seed = tf.random.uniform([2], minval=0, maxval=2**31 - 1, dtype=tf.int32)
-    return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num)
+    return tf.random.experimental.stateless_split(tf.cast(_seed_or_fresh(seed), tf.int64), num)
 
 
 def _to_uint8(image):
@@ -369,9 +374,8 @@ class RandAugment:
         image = tf.convert_to_tensor(image)
         x = _to_uint8(image)
         num_choices = len(self.ops) + int(self.include_identity)
-        if seed is None:
-            seed = tf.random.uniform([2], minval=0, maxval=2**31 - 1, dtype=tf.int32)
-        uniforms = tf.random.stateless_uniform([max(self.num_layers, 1), 5], seed)  # one draw for all layers
+        # one draw for all layers
+        uniforms = tf.random.stateless_uniform([max(self.num_layers, 1), 5], _seed_or_fresh(seed))
         for layer in range(self.num_layers):
             u = uniforms[layer]
             index = tf.minimum(tf.cast(u[0] * num_choices, tf.int32), num_choices - 1)

@@ -146,7 +146,7 @@ def stages(data_dir, image_size=224, batch=64, seconds=3.0, num_layers=2, magnit
 
     views = [
         lambda e, s: preprocess.inception_crop_window(tf.image.extract_jpeg_shape(e)[:2], s),
-        crop,
+        lambda e, s: tf.shape(crop(e, s)),  # decoded windows differ in size and cannot be batched: their shapes
         lambda e, s: preprocess.resize(crop(e, s), size),
         lambda e, s: preprocess.train_pixels(e, s, image_size),
         lambda e, s: preprocess.train_image(e, s, image_size),
@@ -155,9 +155,7 @@ def stages(data_dir, image_size=224, batch=64, seconds=3.0, num_layers=2, magnit
     source = tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(tf.stack(encoded)).repeat(),
                                   tf.data.Dataset.random(seed=0).batch(2)))
     rows = []
-    for i, (stage, view) in enumerate(zip(STAGES, views)):
-        if i == 1:  # decoded windows differ in size and cannot be batched: keep their shapes
-            view = lambda e, s: tf.shape(crop(e, s))  # noqa: E731
+    for stage, view in zip(STAGES, views):
         it = iter(source.map(view, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(2))
         next(it)
         timings = []
