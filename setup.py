@@ -1,13 +1,25 @@
 """regnet_tf: RegNet (X/Y/Z), ResNet-RS and EfficientNet-RS for Keras 3 / TensorFlow."""
 
+import os
+import re
+
 from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_version():
+    """`__version__` of regnet_tf/__init__.py, read as text (installing must not import the package)."""
+    with open(os.path.join(HERE, "regnet_tf", "__init__.py"), encoding="utf-8") as f:
+        return re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
 
 setup(
     name="regnet_tf",
-    version="0.1.0",
+    version=read_version(),
     description="RegNet X/Y/Z, ResNet-RS and EfficientNet-RS for Keras 3 / TensorFlow: exact models, complexity, "
     "scaling and training recipes",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["regnet_tf", "regnet_tf.*"]) + ["regnet_tf.recipes"],
@@ -28,5 +40,16 @@ setup(
         # Cross-checks against tf_keras.applications (Keras 2: RegNet, ResNet-RS); tests skip when absent.
         "compare": ["tf-keras"],
     },
+    # `regnet-train` ... = `python launch/train.py` ...: each launcher is a shim over regnet_tf.cli.<command>
+    entry_points={"console_scripts": [
+        "regnet-train = regnet_tf.cli.train:run",
+        "regnet-eval = regnet_tf.cli.eval:run",
+        "regnet-export = regnet_tf.cli.export:run",
+        "regnet-models = regnet_tf.cli.models:run",
+        "regnet-scale = regnet_tf.cli.scale:run",
+        "regnet-build-tfrecords = regnet_tf.cli.build_tfrecords:run",
+        "regnet-benchmark = regnet_tf.cli.benchmark:run",
+        "regnet-benchmark-input = regnet_tf.cli.benchmark_input:run",
+    ]},
     license="MIT",
 )

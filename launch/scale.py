@@ -3,53 +3,11 @@
     python launch/scale.py --model regnety_040 --factor 4 --strategy dWr          # fast compound scaling, alpha 0.8
     python launch/scale.py --model efficientnet_b0 --factor 8 --strategy dwr
     python launch/scale.py --model resnet_rs_50 --factor 2 --strategy dWr --alpha 0.5 --resolution 160
+
+Same as the console script `regnet-scale` (after `pip install -e .`).
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
-
-from regnet_tf import complexity, get_entry, resolve  # noqa: E402
-from regnet_tf import scaling  # noqa: E402
-
-flags.DEFINE_string("model", None, "Registered model name (python launch/models.py lists them).")
-flags.DEFINE_float("factor", 2.0, "Flops factor s.")
-flags.DEFINE_string("strategy", "dWr", f"One of {', '.join(scaling.STRATEGIES)} or a weight string (d1_w8_g8_r1).")
-flags.DEFINE_float("alpha", 0.8, "alpha of fast compound scaling (strategy dWr).")
-flags.DEFINE_integer("resolution", None, "Base resolution (default: the model's registered resolution).")
-flags.mark_flag_as_required("model")
-FLAGS = flags.FLAGS
-
-
-def _report(title, spec, res):
-    cx = complexity(spec, res)
-    print(f"{title}: {type(spec).__name__} at {res}x{res}: {cx['flops'] / 1e9:.3f} GMACs, "
-          f"{cx['params'] / 1e6:.2f} M params, {cx['acts'] / 1e6:.2f} M acts")
-    print(scaling.describe(spec))
-    return cx
-
-
-def main(argv):
-    del argv
-    try:
-        res = FLAGS.resolution or get_entry(FLAGS.model).resolution
-        d, w, g, r = scaling.scaling_factors(FLAGS.strategy, FLAGS.factor, FLAGS.alpha)
-        new, new_res = scaling.scale(FLAGS.model, FLAGS.factor, FLAGS.strategy, FLAGS.alpha, res)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
-    print(f"{FLAGS.model} x{FLAGS.factor:g} flops, strategy {FLAGS.strategy}"
-          + (f" (alpha {FLAGS.alpha:g})" if FLAGS.strategy == "dWr" else "")
-          + f": depth x{d:.3f}, width x{w:.3f}, group width x{g:.3f}, resolution x{r:.3f}\n")
-    before = _report("before", resolve(FLAGS.model), res)
-    print()
-    after = _report("after", new, new_res)
-    print(f"\nflops x{after['flops'] / before['flops']:.2f} (target x{FLAGS.factor:g}), "
-          f"params x{after['params'] / before['params']:.2f}, acts x{after['acts'] / before['acts']:.2f}")
-    print(f"\nscaled spec:\n{new}")
-
+from regnet_tf.cli.scale import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

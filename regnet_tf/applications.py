@@ -17,11 +17,13 @@ import os
 import keras
 import numpy as np
 
-from regnet_tf.models import blocks
+from regnet_tf.data.format import MEAN_RGB, STD_RGB
+from regnet_tf.models import common
 from regnet_tf.models.registry import get_entry, list_models, resolve
 
-IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
-IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+# Aliases of the one definition, `regnet_tf.data.format.MEAN_RGB` / `STD_RGB` (0-1 scale).
+IMAGENET_MEAN_RGB = MEAN_RGB
+IMAGENET_STD_RGB = STD_RGB
 MIN_SIZE = 32
 
 _MEAN_255 = np.array(IMAGENET_MEAN_RGB, np.float32) * 255.0
@@ -89,7 +91,8 @@ def build_model(model, include_top=True, weights=None, input_tensor=None, input_
                 classes=1000, classifier_activation="softmax", name=None, include_preprocessing=False):
     """Builds a registered model (by name) or any spec (RegNet, AnyNet, ResNet, EffNet) as a Keras functional model.
 
-    Arguments as `keras.applications`; ``pooling`` ("avg" or "max") applies when ``include_top=False``.
+    Arguments as `keras.applications`; ``pooling`` ("avg" or "max") applies when ``include_top=False``. The spec
+    builds its own features (``spec.features``, in its family module); the classifier is shared.
     """
     if isinstance(model, str):
         entry = get_entry(model)
@@ -118,9 +121,9 @@ def build_model(model, include_top=True, weights=None, input_tensor=None, input_
     x = img_input
     if include_preprocessing:
         x = keras.layers.Normalization(mean=_MEAN_255.tolist(), variance=(_STD_255**2).tolist(), name="preprocess")(x)
-    x = blocks.features(x, spec)
+    x = spec.features(x)
     if include_top:
-        x = blocks.classifier(x, spec, classes, classifier_activation)
+        x = common.classifier(x, spec, classes, classifier_activation)
     elif pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":

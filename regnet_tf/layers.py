@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import keras
 import tensorflow as tf
@@ -92,8 +93,9 @@ def native_grouped_conv_gradients() -> bool:
 
     TensorFlow's CPU kernels without oneDNN (`TF_ENABLE_ONEDNN_OPTS=0`, the default on CPUs without AVX-512, e.g.
     many AMD EPYCs) run grouped convolutions forward but have no gradient for them ("Gradients for grouped
-    convolutions are not supported on CPU"). `import regnet_tf` turns oneDNN on when TensorFlow is not imported
-    yet; otherwise `grouped_conv2d` computes the gradients per group.
+    convolutions are not supported on CPU"). Then `grouped_conv2d` computes the gradients per group and warns once.
+    The switch is read when TensorFlow is imported: the command-line tools (`regnet_tf.cli`) set it; importing
+    regnet_tf sets nothing.
     """
     if not cpu_only():
         return True
@@ -105,15 +107,35 @@ def native_grouped_conv_gradients() -> bool:
         return True
 
 
+FALLBACK_WARNING = (
+    "regnet_tf: TensorFlow runs here without oneDNN, which has no grouped-convolution gradient on CPU, so "
+    "regnet_tf computes it group by group: a RegNetY-1.6GF training step measured ~1.5x slower (docs/SPEED.md). Set "
+    "the environment variable TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported (the regnet-* command-line "
+    "tools and launch/*.py do)."
+)
+_fallback_warned = False
+
+
+def warn_fallback_once():
+    """Warns (`UserWarning`, `FALLBACK_WARNING`) the first time a per-group gradient is built in this process
+    where TensorFlow has no native one."""
+    global _fallback_warned
+    if not _fallback_warned and not native_grouped_conv_gradients():
+        _fallback_warned = True
+        warnings.warn(FALLBACK_WARNING, UserWarning)
+
+
 def grouped_conv2d(x, kernel, strides, padding, dilations, groups):
     """`tf.nn.conv2d` of a grouped filter (k, k, C_in / groups, C_out) with gradients computed group by group
-    (ordinary convolution gradients, which every CPU kernel has). The forward pass is the native grouped op."""
+    (ordinary convolution gradients, which every CPU kernel has). The forward pass is the native grouped op.
+    Building the gradient warns once per process (`warn_fallback_once`): oneDNN's native gradient is faster."""
 
     @tf.custom_gradient
     def conv(x, kernel):
         y = tf.nn.conv2d(x, kernel, strides=strides, padding=padding, dilations=dilations)
 
         def grad(dy):
+            warn_fallback_once()
             xs, ks, dys = tf.split(x, groups, -1), tf.split(kernel, groups, -1), tf.split(dy, groups, -1)
             dx = [tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(a), filter=k, out_backprop=d, strides=strides,
                                                  padding=padding, dilations=dilations)

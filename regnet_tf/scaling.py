@@ -24,10 +24,7 @@ from __future__ import annotations
 import math
 import re
 
-from regnet_tf.models.anynet import AnyNetSpec, adjust_block_compatibility
-from regnet_tf.models.efficientnet import EffNetSpec
 from regnet_tf.models.registry import get_entry, resolve
-from regnet_tf.models.resnet import ResNetSpec
 
 STRATEGIES = ("d", "w", "r", "dw", "dr", "wr", "dwr", "dWr")
 
@@ -63,15 +60,18 @@ def scaling_factors(strategy: str, s: float, alpha: float = 0.8):
     return d, w, g, r
 
 
-def _depth(d, k):
+# pycls's rounding, used by each spec's ``scaled_by(kd, kw, kg)``.
+
+
+def round_depth(d: int, k: float) -> int:
     return max(1, round(d * k))
 
 
-def _width(w, k):
+def round_width(w: int, k: float) -> int:
     return max(1, round(w * k / 8)) * 8
 
 
-def _group(g, k):
+def round_group(g: int, k: float) -> int:
     g = max(1, round(g * k))
     return g if g <= 2 else 4 if g <= 5 else round(g / 8) * 8
 
@@ -79,41 +79,21 @@ def _group(g, k):
 def scale(spec_or_name, factor: float, strategy: str = "dWr", alpha: float = 0.8, resolution: int = None):
     """Scales a model (registry name or spec) by ``factor`` x flops. Returns (new spec, new resolution).
 
-    RegNet specs come back as AnyNetSpecs (per-stage lists), as in pycls. ``resolution`` defaults to the model's
-    registered resolution (224 for a bare spec).
+    Depths, widths and group widths change by the spec's own rule (``spec.scaled_by(kd, kw, kg)``, in its family
+    module); RegNet specs come back as AnyNetSpecs (per-stage lists), as in pycls. ``resolution`` defaults to the
+    model's registered resolution (224 for a bare spec).
     """
     if resolution is None:
         resolution = get_entry(spec_or_name).resolution if isinstance(spec_or_name, str) else 224
-    spec = resolve(spec_or_name)
     kd, kw, kg, kr = scaling_factors(strategy, factor, alpha)
-    ds = tuple(_depth(d, kd) for d in spec.ds)
-    if isinstance(spec, AnyNetSpec):
-        ws = [_width(w, kw) for w in spec.ws]
-        gs = [_group(g, kg) for g in spec.gs]
-        if spec.block == "R":
-            gs = [max(1, int(w * b)) for w, b in zip(ws, spec.bs)]
-        ws, bs, gs = adjust_block_compatibility(ws, list(spec.bs), gs)
-        new = spec.replace(ds=ds, ws=tuple(ws), bs=tuple(bs), gs=tuple(gs))
-    elif isinstance(spec, EffNetSpec):  # depthwise convs: g stays 1
-        ws, _, _ = adjust_block_compatibility([_width(w, kw) for w in spec.ws], list(spec.exp_rs), [1] * len(ds))
-        new = spec.replace(ds=ds, ws=tuple(ws), stem_w=_width(spec.stem_w, kw), head_w=_width(spec.head_w, kw))
-    elif isinstance(spec, ResNetSpec):  # bottleneck widths (one group each) and the stem
-        new = spec.replace(ds=ds, ws=tuple(_width(w, kw) for w in spec.ws), stem_w=_width(spec.stem_w, kw))
-    else:
-        raise TypeError(f"cannot scale a {type(spec).__name__}")
-    return new, int(round(resolution * kr / 4) * 4)
+    return resolve(spec_or_name).scaled_by(kd, kw, kg), int(round(resolution * kr / 4) * 4)
+
+
+def stage_line(i: int, d: int, w: int, extra: str) -> str:
+    """One stage of `describe`: ``  stage 1: d=2   w=48    <extra>``."""
+    return f"  stage {i + 1}: d={d:<3d} w={w:<5d} {extra}"
 
 
 def describe(spec) -> str:
     """One line per stage: depth, width, group width or expansion (for the CLI)."""
-    lines = []
-    for i in range(spec.num_stages):
-        d, w = spec.ds[i], spec.ws[i]
-        if isinstance(spec, AnyNetSpec):
-            extra = f"b={spec.bs[i]:g} g={spec.gs[i]}"
-        elif isinstance(spec, EffNetSpec):
-            extra = f"exp={spec.exp_rs[i]} k={spec.ks[i]} s={spec.ss[i]}"
-        else:
-            extra = f"out={w * spec.expansion}"
-        lines.append(f"  stage {i + 1}: d={d:<3d} w={w:<5d} {extra}")
-    return "\n".join(lines)
+    return resolve(spec).describe()

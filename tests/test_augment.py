@@ -411,3 +411,13 @@ def test_autoaugment_probabilities_and_levels():
     half = A.AutoAugment([[("Invert", 0.5, 0)]])
     outs = {half(x, [2, s]).numpy().tobytes() for s in range(30)}
     assert outs == {IMAGE.tobytes(), (255 - IMAGE).tobytes()}
+
+
+def test_float_input_is_rounded_like_the_pipeline():
+    """A float 0-255 input goes through `preprocess.to_uint8` (clipped, rounded half up), the package's one uint8
+    conversion, and comes back in its dtype."""
+    x = tf.constant([[[-3.0, 0.49, 0.5], [1.5, 254.5, 300.0]]])
+    for augment in (A.RandAugment(num_layers=0), A.AutoAugment([[("Equalize", 0.0, 0)]])):
+        out = augment(x, tf.constant([1, 2]))
+        assert out.dtype == tf.float32
+        np.testing.assert_array_equal(out.numpy(), [[[0, 0, 1], [2, 255, 255]]])

@@ -9,6 +9,8 @@ import pytest
 import tensorflow as tf
 
 from regnet_tf.data import DataConfig, check_records, demo, input_pipeline, make_example, preprocess, records
+from regnet_tf.data.format import read_label_map
+from regnet_tf.data.sources import user_message
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
@@ -96,8 +98,6 @@ def _image_folder(root):
 def test_normalization_equals_preprocess_input():
     from regnet_tf import applications
 
-    assert preprocess.MEAN_RGB == applications.IMAGENET_MEAN_RGB
-    assert preprocess.STD_RGB == applications.IMAGENET_STD_RGB
     x = np.random.default_rng(0).uniform(0, 255, (5, 7, 3)).astype(np.float32)
     np.testing.assert_allclose(preprocess.normalize(x).numpy(), applications.preprocess_input(x), atol=1e-5)
     assert preprocess.normalize(x, "bfloat16").dtype == tf.bfloat16
@@ -346,7 +346,8 @@ def test_folder_to_tfrecords_round_trip(tmp_path):
     result = records.folder_to_tfrecords(folder, out, num_shards=2, workers=2, progress=False, log=lambda m: None)
     assert result["written"] == 5 and result["skipped"] == 1 and "broken.jpg" in result["errors"][0]
     assert result["classes"] == ["cat", "dog"]
-    assert records.read_label_map(out) == {1: "cat", 2: "dog"}
+    assert read_label_map(out) == {0: "cat", 1: "dog"}
+    assert open(os.path.join(out, "label_map.txt")).read() == "1 cat\n2 dog\n"  # stored labels, 1-based
     assert sorted(os.listdir(out)) == ["label_map.txt", "train-00000-of-00002", "train-00001-of-00002"]
     stored = {}
     for r in tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(os.path.join(out, "train-*")))):
@@ -391,11 +392,7 @@ def test_benchmark_input_cli():
     rows = lines[header + 2:]
     assert rows[0].startswith("no augmentation") and rows[-1].startswith("keras.layers.RandAugment")
     assert "1.00x" in rows[0] and float(rows[0].split()[2]) > 0
-    try:
-        import regnet_tf.data.augment  # noqa: F401
-        assert any(r.startswith("RandAugment (regnet_tf)") for r in rows)
-    except ImportError:
-        pass
+    assert any(r.startswith("RandAugment (regnet_tf)") for r in rows)
 
 
 # ----------------------------------------------------------------------------------------------- bad input
@@ -451,6 +448,9 @@ def test_truncated_tfrecord_file_stops_with_file_and_index(tmp_path):
         message = str(e.value)
         assert "Truncated or corrupted TFRecord file" in message and path in message
         assert "record index" in message and "4" in message.split("record index")[1][:40]
+        line = user_message(e.value)  # the one self-contained line a launcher prints
+        assert line.startswith(f"Truncated or corrupted TFRecord file {path}: cannot read record index 4 (")
+        assert "check_records" in line and "\n" not in line
     report = check_records(os.path.join(str(tmp_path), "train-*"))
     assert [(f, i) for f, i, _ in report["truncated"]] == [(path, 4)] and report["ok"] == 9
 
@@ -488,6 +488,10 @@ def test_label_out_of_range_stops_with_file_and_index(tmp_path):
     message = str(e.value)
     assert "Label out of range" in message and path in message and "label_offset=-1" in message
     assert "record index" in message and "2" in message.split("record index")[1][:20]
+    assert user_message(e.value) == (
+        f"Label out of range: -1 in file {path} record index 2; expected 0..999 after label_offset=-1 (ImageNet "
+        "TFRecords store 1..1000: label_offset=-1; TFDS and image folders are 0-based; check num_classes=1000)")
+    assert user_message(ValueError("something else")) is None
     # The same records are fine with label_offset=0 and 4 classes.
     config = DataConfig(data_dir=str(tmp_path), image_size=16, label_offset=0, num_classes=4)
     assert _labels(input_pipeline(config, "validation", 2)) == [0, 1, 2, 3]
@@ -541,7 +545,6 @@ def test_demo_classes_are_not_a_colour():
 
 
 def test_randaugment_in_pipeline(data_dir):
-    pytest.importorskip("regnet_tf.data.augment")
     config = DataConfig(data_dir=data_dir, image_size=32, randaug_layers=2, randaug_magnitude=15,
                         deterministic=True, seed=1, shuffle_buffer=20)
     a = next(iter(input_pipeline(config, "train", 4)))
@@ -554,7 +557,6 @@ def test_randaugment_in_pipeline(data_dir):
 
 
 def test_mixup_in_pipeline(data_dir):
-    pytest.importorskip("regnet_tf.data.mixup")
     config = DataConfig(data_dir=data_dir, image_size=16, num_classes=20, mixup_alpha=0.2, cutmix_alpha=1.0,
                         shuffle_buffer=20)
     images, labels = next(iter(input_pipeline(config, "train", 4)))

@@ -1,4 +1,4 @@
-"""Keras models: shapes, parameter counts, the applications API, serialization, the fast grouped conv."""
+"""Keras models: builder = counter for every model, shapes, the applications API, serialization, the grouped conv."""
 
 import os
 
@@ -10,7 +10,7 @@ import keras
 from regnet_tf import AnyNetSpec, RegNetSpec, complexity, list_models
 from regnet_tf import applications as apps
 from regnet_tf.applications import build_model, preprocess_input
-from regnet_tf.layers import Conv2D
+from regnet_tf.layers import Conv2D, MaxPool2D
 
 # Tiny specs that cover every block type, both stems, SE, the head conv, Z's missing shortcuts and dropout.
 TINY = {
@@ -28,14 +28,44 @@ def n_trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
+_FREE = (keras.layers.InputLayer, keras.layers.Activation, keras.layers.Add, keras.layers.Multiply,
+         keras.layers.Dropout, keras.layers.GlobalAveragePooling2D, keras.layers.Normalization)
+
+
+def keras_complexity(model):
+    """flops, params and acts read off the built model's layers (kernel shapes, biases, output shapes), by the
+    counter's conventions: an independent check of `regnet_tf.complexity`. Fails on a layer type it does not know."""
+    flops = params = acts = 0
+    for layer in model.layers:
+        out = tuple(layer.output.shape[1:])
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
+            kernel = int(np.prod(layer.kernel.shape))  # grouped: (k, k, C_in / groups, C_out); depthwise: (k, k, C, 1)
+            bias = out[-1] if layer.use_bias else 0
+            positions = int(np.prod(out[:-1]))  # h x w (1 for the dense layer)
+            flops += kernel * positions + bias * positions
+            params += kernel + bias
+            acts += int(np.prod(out))
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            params += 2 * out[-1]
+        elif isinstance(layer, (MaxPool2D, keras.layers.AveragePooling2D)):
+            acts += int(np.prod(out))
+        else:
+            assert isinstance(layer, _FREE), f"the walker does not know {type(layer).__name__} ({layer.name})"
+            assert not layer.trainable_weights, layer.name
+    assert params == n_trainable(model)
+    return {"flops": flops, "params": params, "acts": acts}
+
+
 def images(n=2, size=64, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype("float32")
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_params_equal_counter_for_every_zoo_model(name):
-    model = build_model(name)
-    assert n_trainable(model) == complexity(name)["params"]
+def test_built_model_equals_counter_for_every_zoo_model(name):
+    # flops, params and acts of the Keras layers = the analytic count; at 65 px (odd sizes check the strides'
+    # (h - 1) // s + 1 and the ResNet-D average pool's "same" padding) so that the large models build quickly
+    model = build_model(name, input_shape=(65, 65, 3))
+    assert keras_complexity(model) == complexity(name, 65)
     assert model.name == name and model.output_shape == (None, 1000)
 
 
@@ -43,7 +73,7 @@ def test_params_equal_counter_for_every_zoo_model(name):
 def test_tiny_specs_shapes_params_and_save_load(block, tmp_path):
     spec = TINY[block]
     model = build_model(spec, input_shape=(64, 64, 3), classes=10)
-    assert n_trainable(model) == complexity(spec, 64, classes=10)["params"]
+    assert keras_complexity(model) == complexity(spec, 64, classes=10)
     x = preprocess_input(images())
     y = model.predict(x, verbose=0)
     assert y.shape == (2, 10) and np.allclose(y.sum(-1), 1, atol=1e-5)
@@ -317,11 +347,15 @@ def test_grouped_conv_fallback_gradients_equal_split_reference(stride):
 
 def test_grouped_convs_train_and_predict_without_onednn():
     """TensorFlow without oneDNN (TF_ENABLE_ONEDNN_OPTS=0, the default on CPUs without AVX-512) has no grouped-conv
-    gradient and no fused grouped conv: training uses the per-group gradient and inference still runs."""
+    gradient and no fused grouped conv: training uses the per-group gradient, warning once per process (naming the
+    switch), and inference still runs. Importing regnet_tf leaves the switch alone."""
     import subprocess
     import sys
 
     code = (
+        "import os, warnings\n"
+        "import regnet_tf\n"
+        "assert os.environ['TF_ENABLE_ONEDNN_OPTS'] == '0'\n"
         "import numpy as np, tensorflow as tf, keras\n"
         "from tensorflow.python.util import _pywrap_util_port\n"
         "assert not _pywrap_util_port.IsMklEnabled()\n"
@@ -331,10 +365,19 @@ def test_grouped_convs_train_and_predict_without_onednn():
         "m = build_model('regnetx_002', classes=3, input_shape=(32, 32, 3), classifier_activation=None)\n"
         "m.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))\n"
         "x = np.random.RandomState(0).normal(size=(4, 32, 32, 3)).astype('float32')\n"
-        "m.fit(x, np.arange(4) % 3, epochs=1, verbose=0)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    m.fit(x, np.arange(4) % 3, epochs=1, verbose=0)\n"
+        "    with tf.GradientTape() as tape:\n"  # a second gradient, built outside fit: no second warning
+        "        loss = tf.reduce_sum(m(x, training=True))\n"
+        "    assert all(g is not None for g in tape.gradient(loss, m.trainable_weights))\n"
+        "msgs = [str(w.message) for w in caught if 'oneDNN' in str(w.message)]\n"
+        "print(len(msgs), msgs[0] if msgs else '')\n"
         "print(m.predict(x, verbose=0).shape)\n"
     )
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="3")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "(4, 3)" in out.stdout
+    count, message = out.stdout.splitlines()[0].split(" ", 1)
+    assert count == "1" and "TF_ENABLE_ONEDNN_OPTS=1" in message and "slower" in message

@@ -12,7 +12,7 @@ import regnet_tf
 from regnet_tf.models.efficientnet import randaugment_magnitude
 from regnet_tf.models.registry import resolve
 from regnet_tf.models.resnet import BLOCK_ALLOCATIONS
-from regnet_tf.train import recipe
+from regnet_tf.train import recipe, recipe_files
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,7 +41,7 @@ def test_every_recipe_loads_and_builds():
 
 
 def test_bases_are_not_listed_and_names_are_unique():
-    index = recipe._index()  # raises on two files with the same name anywhere under recipes/
+    index = recipe_files._index()  # raises on two files with the same name anywhere under recipes/
     names = recipe.list_recipes()
     assert not [n for n in names if n.startswith("_")]
     assert {n for n in index if n.startswith("_")} >= {"_resnet_rs", "_rs_weight_decay", "_regnet", "_fast_scaling",
@@ -281,16 +281,48 @@ def test_fast_scaling(model):
 # ---------------------------------------------------------------------------------------- EfficientNet-RS
 
 def test_efficientnet_rs():
+    """The recipes derive image size and magnitude from the model (`model`); they resolve to the numbers the
+    recipes hard-coded before (EFFNET_RS: `git show 7b46672:recipes/efficientnet_rs/...`)."""
     assert len(study("efficientnet_rs_")) == 8
+    base = recipe.read_raw("_efficientnet_rs")["data"]
+    assert base["image_size"] == base["randaug_magnitude"] == recipe.DERIVED
     for b, (res, magnitude) in EFFNET_RS.items():
         name = f"efficientnet_rs_b{b}"
+        assert recipe.read_raw(name)["data"]["image_size"] == recipe.DERIVED  # from the base, not the file
         r = load(name)
         entry = regnet_tf.get_entry(name)
         assert r.model.name == name and r.data.image_size == res == entry.resolution
         assert r.data.randaug_magnitude == magnitude == randaugment_magnitude(res)
+        assert f"image_size: {res}" in r.to_yaml() and f"randaug_magnitude: {magnitude}.0" in r.to_yaml()
         _is_rs_training(r)
         assert r.spec().dropout == entry.spec.dropout and r.spec().drop_path_rate == entry.spec.drop_path_rate
         assert r.paper_top1 is None
+    # the magnitude follows an overridden image size; a family without a rule is an error naming the fix
+    small = recipe.load("efficientnet_rs_b6", ["data.image_size=200"])
+    assert (small.data.image_size, small.data.randaug_magnitude) == (200, 10)
+    with pytest.raises(ValueError, match=r"resnet_rs family \(resnet_rs_50\) has no RandAugment magnitude rule"):
+        recipe.load("resnet_rs_50_160", ["data.randaug_magnitude=model"])
+    assert recipe.load("resnet_rs_50_160", ["data.image_size=model"]).data.image_size == \
+        regnet_tf.get_entry("resnet_rs_50").resolution
+
+
+def test_model_kind_and_name():
+    r = load("demo")
+    assert (r.model.name, r.model.kind) == ("", "anynet") and r.spec().kind == "anynet"
+    assert r.data.source == "demo" and (r.data.num_classes, r.data.num_train_examples) == (10, 5000)
+    regnet = recipe.load("demo", ["model.kind=regnet", "model.spec={d: 13, w0: 24, wa: 36.44, wm: 2.49, g: 8}"])
+    assert regnet.spec().kind == "anynet" and regnet.spec().ds  # a RegNetSpec resolves to its AnyNetSpec
+    with pytest.raises(ValueError, match="model.kind='anynets' is not a spec kind; valid: .*anynet"):
+        recipe.load("demo", ["model.kind=anynets"])
+    with pytest.raises(ValueError, match="set one"):
+        recipe.load("demo", ["model.name=regnetx_002"])
+    with pytest.raises(ValueError, match="AnyNetSpec of model.kind 'anynet' has no field"):
+        recipe.load("demo", ["model.spec.depth=3"])
+    # a recipe that still writes the kind in model.name: read as model.kind, with a warning naming the fix
+    with pytest.warns(FutureWarning, match="write `model: {kind: anynet"):
+        old = recipe.load("demo", ["model.kind=", "model.name=anynet"])
+    assert (old.model.name, old.model.kind) == ("", "anynet") and recipe.diff(old, r) == {}
+    assert "kind: anynet" in r.to_yaml()
 
 
 # ------------------------------------------------------------------------------------------ schema errors

@@ -5,7 +5,7 @@ import pytest
 
 from regnet_tf import complexity, get_spec, list_models
 from regnet_tf.models.efficientnet import EffNetSpec, randaugment_magnitude, round_filters, rs_resolution
-from regnet_tf.models.resnet import BLOCK_ALLOCATIONS, DROPOUT_BY_WIDTH, ResNetSpec
+from regnet_tf.models.resnet import BLOCK_ALLOCATIONS, ResNetSpec
 
 
 def test_block_allocations_match_the_paper():
@@ -14,8 +14,10 @@ def test_block_allocations_match_the_paper():
     assert BLOCK_ALLOCATIONS[270] == (4, 29, 53, 4) and BLOCK_ALLOCATIONS[350] == (4, 36, 72, 4)
     assert BLOCK_ALLOCATIONS[420] == (4, 44, 87, 4)
     assert BLOCK_ALLOCATIONS[300] == (4, 36, 54, 4) and BLOCK_ALLOCATIONS[400] == (6, 48, 72, 6)
-    for depth, ds in BLOCK_ALLOCATIONS.items():  # 3 layers per bottleneck + stem conv + classifier
-        assert 3 * sum(ds) + 2 == depth or depth in (270, 350, 420, 300, 400)
+    # 3 layers per bottleneck + stem conv + classifier: the paper's names round it for 270, 300, 400 and 420
+    layers = {depth: 3 * sum(ds) + 2 for depth, ds in BLOCK_ALLOCATIONS.items()}
+    assert layers == {26: 26, 50: 50, 101: 101, 152: 152, 200: 200, 270: 272, 300: 296, 350: 350, 400: 398,
+                      420: 419}
     with pytest.raises(ValueError, match="valid depths: \\[26, 50"):
         ResNetSpec.from_depth(77)
 
@@ -26,7 +28,6 @@ def test_width_multiplier_and_variants():
     rs = ResNetSpec.from_depth(50, width=1.5)
     assert rs.ws == (96, 192, 384, 768) and rs.stem_widths() == (48, 48, 96)
     assert rs.replace_stem_pool and rs.resnetd_shortcut and rs.se_ratio == 0.25
-    assert DROPOUT_BY_WIDTH == {0.25: 0.0, 0.5: 0.1, 1.0: 0.25, 1.5: 0.6, 2.0: 0.75}  # paper Table 12
     # wider is ~quadratically more expensive
     assert 2.0 < complexity(rs, 224)["flops"] / complexity(ResNetSpec.from_depth(50), 224)["flops"] < 2.3
 
@@ -117,22 +118,39 @@ TINY_EN = EffNetSpec(ds=(1, 2), ws=(16, 24), exp_rs=(1, 6), ks=(3, 5), ss=(1, 2)
                      drop_path_rate=0.5, dropout=0.0)
 
 
-@pytest.mark.parametrize("spec", [TINY_RS, TINY_EN], ids=["resnet_rs", "efficientnet"])
-def test_stochastic_depth_only_in_training_and_round_trip(spec, tmp_path, keras_mod):
+# stochastic depth rates: ResNet-RS per stage 0.5 x (i + 1) / 5, two blocks each; EfficientNet per block
+# 0.5 x b / B, and only blocks with an identity shortcut have one (here the third of three blocks: 0.5 x 2 / 3)
+DROP_RATES = {"resnet_rs": [0.2, 0.2, 0.3, 0.3, 0.4, 0.4, 0.5, 0.5], "efficientnet": [1 / 3]}
+
+
+@pytest.mark.parametrize("spec,kind", [(TINY_RS, "resnet_rs"), (TINY_EN, "efficientnet")],
+                         ids=["resnet_rs", "efficientnet"])
+def test_stochastic_depth_only_in_training_and_round_trip(spec, kind, tmp_path, keras_mod):
     from regnet_tf.applications import build_model
 
+    keras_mod.utils.set_random_seed(0)
     model = build_model(spec, input_shape=(32, 32, 3), classes=5, classifier_activation=None)
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == complexity(spec, 32, classes=5)["params"]
-    assert any(layer.name.endswith("_drop_path") for layer in model.layers)
+    drops = [layer for layer in model.layers if layer.name.endswith("_drop_path")]
+    np.testing.assert_allclose([d.rate for d in drops], DROP_RATES[kind])
+    ones = np.ones((256, 2, 2, 4), "float32")
+    for d in drops:
+        # on the residual branch, right before the add
+        add = model.get_layer(d.name.replace("_drop_path", "_add"))
+        assert d.name in {t._keras_history[0].name for t in add.input}
+        # per sample: the whole branch kept (scaled by 1 / (1 - rate)) or dropped; only in training
+        assert d.noise_shape == (None, 1, 1, 1)
+        y = np.asarray(d(ones, training=True)).reshape(256, -1)
+        assert (y == y[:, :1]).all()
+        np.testing.assert_allclose(np.unique(y), [0.0, 1 / (1 - d.rate)], rtol=1e-6)  # both occur (seeded)
+        np.testing.assert_array_equal(d(ones, training=False), ones)
     x = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
-    a, b = model(x, training=False), model(x, training=False)
-    np.testing.assert_array_equal(a, b)  # inference: deterministic
-    t1, t2 = model(x, training=True), model(x, training=True)
-    assert not np.allclose(t1, t2)  # training: residual branches dropped at random
+    np.testing.assert_array_equal(model(x, training=False), model(x, training=False))  # inference: deterministic
     same = build_model(spec.replace(drop_path_rate=0.0), input_shape=(32, 32, 3), classes=5)
     assert not any(layer.name.endswith("_drop_path") for layer in same.layers)
     path = str(tmp_path / "m.keras")
-    model.save(path)  # (the training calls above updated the BN statistics)
+    model(x, training=True)  # updates the BN statistics: the saved model must carry them
+    model.save(path)
     np.testing.assert_array_equal(keras_mod.models.load_model(path)(x, training=False), model(x, training=False))
 
 

@@ -1,6 +1,7 @@
-"""Training: schedules, weight decay, EMA, the loss; end-to-end runs of launch/train.py on the demo data (RegNet and
-ResNet-RS), Mirrored over 2 logical CPUs, MultiWorker over 2 local processes, SIGKILL + resume, the NaN guard,
-export / eval, and the launcher's errors. Runs are tiny: 32 px, batch 16, a few steps."""
+"""Training: schedules, weight decay, EMA, the loss, the host loop's cadence; end-to-end runs of launch/train.py on
+the demo data (RegNet and ResNet-RS), Mirrored over 2 logical CPUs, MultiWorker over 2 local processes, SIGKILL +
+resume, the NaN guard, export / eval, and the launcher's errors (one `error:` line, --verbose, a truncated TFRecord,
+--data_dir on the demo recipe). Runs are tiny: 32 px, batch 16, a few steps."""
 
 import json
 import os
@@ -15,8 +16,11 @@ import pytest
 import tensorflow as tf
 
 import keras
+from regnet_tf.cli.shortcuts import shortcut_overrides
+from regnet_tf.data.records import make_example
 from regnet_tf.train import optim
 from regnet_tf.train import recipe as recipe_lib
+from regnet_tf.train.cadence import Cadence
 from regnet_tf.train.recipe import ScheduleConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,18 +140,42 @@ def test_ema_averages_every_variable_with_dynamic_decay():
     np.testing.assert_allclose(kernel.numpy(), k0 + 1.0)
 
 
+def test_cadence_of_the_host_loop():
+    """Loops never cross an epoch end or a checkpoint step; checkpoints at epoch ends (or every N steps) and at the
+    end; evaluations every epoch but not at the end (the final one is separate); logs every N steps and at the end."""
+    def walk(cadence, step=0):
+        stops = []
+        while step < cadence.total:
+            step = cadence.next_stop(step)
+            stops.append(step)
+        return stops
+
+    c = Cadence(total=25, steps_per_epoch=10, steps_per_loop=4, eval_every_epochs=1.0, log_every=6)
+    stops = walk(c)
+    assert stops == [4, 8, 10, 14, 18, 20, 24, 25]
+    assert [s for s in stops if c.checkpoint_due(s)] == [10, 20, 25]
+    assert [s for s in stops if c.eval_due(s)] == [10, 20]
+    assert [s for s in stops if c.log_due(s)] == [8, 14, 20, 25]
+    c = Cadence(total=25, steps_per_epoch=10, steps_per_loop=4, checkpoint_every=3)
+    stops = walk(c)
+    assert stops == [3, 6, 9, 10, 12, 15, 18, 20, 21, 24, 25]
+    assert [s for s in stops if c.checkpoint_due(s)] == [3, 6, 9, 12, 15, 18, 21, 24, 25]
+    assert not any(c.eval_due(s) for s in stops) and all(c.log_due(s) for s in stops)
+    assert walk(Cadence(total=250, steps_per_epoch=200)) == [100, 200, 250]  # default loop: min(100, an epoch)
+
+
 def test_resnet_rs_recipe_trains_in_process(env, monkeypatch, tmp_path):
     """ResNet-RS-50's recipe (BN momentum 0 + EMA of every variable, RandAugment, label smoothing, dropout) for a
     few steps on demo data: finite loss, EMA updated, BN statistics averaged, evaluation with the EMA weights."""
-    from regnet_tf.train import loop
+    from regnet_tf.train.trainer import Trainer
 
     monkeypatch.setenv("REGNET_TF_DATA", env["REGNET_TF_DATA"])
-    overrides = recipe_lib.shortcut_overrides(data="demo", steps=3) + [
+    overrides = shortcut_overrides(data="demo", steps=3) + [
         "data.image_size=32", "train.global_batch_size=8", "train.eval_steps=1", "train.steps_per_loop=3",
         "schedule.warmup_epochs=0", "schedule.base_lr=0.01", "schedule.base_batch_size=8"]
     r = recipe_lib.load("resnet_rs_50_160", overrides)
     assert r.spec().bn_momentum == 0.0 and r.ema.decay == 0.9999 and r.data.randaug_layers == 2
-    trainer = loop.Trainer(r, str(tmp_path / "rs"), log=lambda s: None)
+    trainer = Trainer(r, str(tmp_path / "rs"), log=lambda s: None)
     metrics = trainer.train(export=False)
     assert int(trainer.step.numpy()) == 3 and int(trainer.ema.num_updates.numpy()) == 3
     assert metrics["examples"] == 8 and 0.0 <= metrics["top1"] <= 100.0 and np.isfinite(metrics["loss"])
@@ -267,6 +295,33 @@ def test_sigkill_and_resume(env, tmp_path):
         assert int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == s
 
 
+def test_sigterm_saves_a_checkpoint_and_exits(env, tmp_path):
+    """Preemption: SIGTERM mid-run saves a checkpoint of the current step (between loops) and exits with 128 + 15;
+    the rerun resumes from it."""
+    model_dir = str(tmp_path / "term")
+    args = [sys.executable, TRAIN, "--recipe", "demo", *TINY, "--steps", "200", "--set", "train.steps_per_loop=1",
+            "--set", "train.checkpoint_every_steps=50", "--noexport", "--model_dir", model_dir]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    deadline = time.time() + 300
+    try:  # wait for the first loops (the metrics log gets a line per loop), then preempt
+        path = os.path.join(model_dir, "metrics.jsonl")
+        while time.time() < deadline and p.poll() is None and \
+                not (os.path.exists(path) and len(open(path).read().splitlines()) >= 3):
+            time.sleep(0.2)
+        p.send_signal(signal.SIGTERM)
+        stdout, stderr = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    saved = int(stdout.split("received signal 15: saved ")[1].split(" at step ")[1].split(";")[0])
+    assert 3 <= saved < 200 and max(checkpoint_steps(model_dir)) == saved  # the SIGTERM save is the last one
+    out = subprocess.run(args[:args.index("--steps") + 1] + ["1"] + args[args.index("--steps") + 2:],
+                         capture_output=True, text=True, cwd=REPO, env=env, timeout=420)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"model_dir already holds the final step {saved}" in out.stdout
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(env, tmp_path):
     model_dir = str(tmp_path / "nan")
     out = run("train.py", "--recipe", "demo", *TINY, "--steps", "20", "--set", "train.steps_per_loop=1",
@@ -302,3 +357,52 @@ def test_mixed_precision_training(env, tmp_path, precision):
     assert f"precision mixed_{precision}" in out.stdout and "final evaluation at step 2" in out.stdout
     loss = float(out.stdout.split("final evaluation at step 2")[1].split("loss ")[1].split()[0])
     assert np.isfinite(loss)
+
+
+def _write_records(path, labels, seed):
+    """A TFRecord file of small JPEGs (label k stored as k + 1, as ImageNet's)."""
+    rng = np.random.default_rng(seed)
+    with tf.io.TFRecordWriter(path) as w:
+        for k in labels:
+            pixels = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+            w.write(make_example(tf.io.encode_jpeg(pixels).numpy(), k + 1, 24, 24))
+
+
+def _error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_truncated_tfrecord_is_one_error_line_and_data_dir_picks_the_source(env, tmp_path):
+    """A truncated shard stops training with one `error:` line naming the file and the record index (no graph
+    traceback; --verbose prints it). `--data_dir` without `--data` on the demo recipe reads the directory's TFRecords;
+    a directory without data is a one-line error saying to add --data."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_records(str(data / "validation-00000-of-00001"), [0, 1, 2] * 4, seed=0)
+    shard = str(data / "train-00000-of-00001")
+    _write_records(shard, [0, 1, 2] * 10, seed=1)
+    with open(shard, "rb") as f:
+        content = f.read()
+    with open(shard, "wb") as f:
+        f.write(content[:-40])  # the last record (index 29) is cut
+    args = ["--recipe", "demo", *TINY[2:], "--data_dir", str(data), "--set", "data.num_classes=3",
+            "--set", "data.num_train_examples=30", "--set", "data.num_eval_examples=12", "--set",
+            "data.shuffle_buffer=4", "--steps", "20", "--set", "train.steps_per_loop=1", "--noexport"]
+    out = run("train.py", *args, "--data", "tfrecord", "--model_dir", str(tmp_path / "t1"), env=env)
+    assert out.returncode == 1
+    lines = _error_lines(out.stderr)
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert lines[0].startswith(f"error: Truncated or corrupted TFRecord file {shard}: cannot read record index 29")
+    assert "{{node" not in out.stderr and "Graph execution error" not in out.stderr
+
+    verbose = run("train.py", *args, "--verbose", "--model_dir", str(tmp_path / "t2"), env=env)  # no --data
+    assert verbose.returncode == 1 and "source: tfrecord" in verbose.stdout  # picked from the directory
+    assert "Traceback (most recent call last)" in verbose.stderr
+    assert verbose.stderr.rstrip().splitlines()[-1] == lines[0]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = run("train.py", "--recipe", "demo", "--data_dir", str(empty), env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    lines = _error_lines(out.stderr)
+    assert len(lines) == 1 and "add --data tfrecord|folder|tfds" in lines[0] and str(empty) in lines[0]

@@ -61,11 +61,13 @@ def keras_randaugment():
     import keras
     import tensorflow as tf
 
+    from regnet_tf.data.preprocess import to_uint8
+
     layer = keras.layers.RandAugment(value_range=(0, 255))
 
     def augment(image, seed):
         del seed  # the layer draws from its own generator
-        return tf.cast(tf.clip_by_value(layer(tf.cast(image, tf.float32)), 0, 255), tf.uint8)
+        return to_uint8(layer(tf.cast(image, tf.float32)))
 
     return augment
 

@@ -10,7 +10,8 @@ and background colours are drawn independently for every image (with a minimum c
 colour tells the class. The records are standard (labels stored 1..10, the ImageNet convention), so the
 ImageNet reader reads them. Deterministic from `seed` (each image has its own generator), 5,000 training and
 1,000 validation images by default, generated in a few seconds; `manifest.json` records the generator version
-and parameters, and a directory whose manifest differs is rebuilt.
+and parameters, and a directory whose manifest differs is rebuilt. The class names and split sizes are stated once,
+in `regnet_tf.data.config` (`DEMO_CLASSES`, `DEMO`: DataConfig(source="demo") takes its sizes from there).
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ import shutil
 import tempfile
 
 import numpy as np
+import tensorflow as tf
 
-CLASSES = ("disk", "square", "triangle", "ring", "cross", "ellipse", "stripes", "checkerboard", "dots", "grid")
-NUM_CLASSES = len(CLASSES)
+from regnet_tf.data.config import DEMO, DEMO_CLASSES, DataConfig
+from regnet_tf.data.format import LABEL_OFFSET, stored_label, write_label_map
+from regnet_tf.data.records import make_example, write_shards
+
+CLASSES = DEMO_CLASSES
+NUM_CLASSES, NUM_TRAIN, NUM_VAL = DEMO  # classes, default split sizes
 VERSION = 1  # bump when the images change: existing caches are rebuilt
 MANIFEST = "manifest.json"
-NUM_TRAIN, NUM_VAL = 5000, 1000  # default split sizes
 SPLIT_IDS = {"train": 0, "validation": 1}
 
 
@@ -113,15 +118,11 @@ def render(rng, label, height, width):
 
 
 def _example(seed, split, index, min_size, max_size):
-    import tensorflow as tf
-
-    from regnet_tf.data.records import make_example
-
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
     label = index % NUM_CLASSES  # balanced classes; the reader shuffles
     h, w = (int(s) for s in rng.integers(min_size, max_size + 1, 2))
     encoded = tf.io.encode_jpeg(render(rng, label, h, w), quality=90).numpy()
-    return make_example(encoded, label + 1, h, w, CLASSES[label], f"{split}_{index:06d}.jpg")
+    return make_example(encoded, stored_label(label), h, w, CLASSES[label], f"{split}_{index:06d}.jpg")
 
 
 def _manifest(seed, num_train, num_val, min_size, max_size, shards):
@@ -131,14 +132,11 @@ def _manifest(seed, num_train, num_val, min_size, max_size, shards):
 
 def generate(out_dir, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size=48, max_size=96, shards=(8, 2), workers=2):
     """Writes train-*-of-* / validation-*-of-* shards, label_map.txt and manifest.json into `out_dir`."""
-    from regnet_tf.data.records import LABEL_MAP, write_shards
-
     with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
         for split, count, num_shards in (("train", num_train, shards[0]), ("validation", num_val, shards[1])):
             examples = pool.map(lambda i, s=split: _example(seed, s, i, min_size, max_size), range(count))
             write_shards(examples, out_dir, split, max(1, min(num_shards, count)))
-    with open(os.path.join(out_dir, LABEL_MAP), "w", encoding="utf-8") as f:
-        f.writelines(f"{k + 1} {name}\n" for k, name in enumerate(CLASSES))
+    write_label_map(out_dir, CLASSES, LABEL_OFFSET)
     with open(os.path.join(out_dir, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(_manifest(seed, num_train, num_val, min_size, max_size, list(shards)), f, indent=1)
     return out_dir
@@ -184,9 +182,8 @@ def ensure(data_dir=None, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size
 
 
 def config(**overrides):
-    """A DataConfig for the demo data (10 classes, 64 px, crops of >= 35% of the area); override any field."""
-    from regnet_tf.data.sources import DataConfig
-
+    """A DataConfig for the demo data (10 classes, 64 px, crops of >= 35% of the area); override any field (the
+    sizes are set explicitly, so they stay with `source="tfrecord", data_dir=ensure()`)."""
     fields = {"source": "demo", "num_classes": NUM_CLASSES, "image_size": 64, "shuffle_buffer": 5000,
               "crop_area_range": (0.35, 1.0), "num_train_examples": NUM_TRAIN, "num_eval_examples": NUM_VAL}
     fields.update(overrides)

@@ -8,28 +8,26 @@
 Train (the TF Model Garden recipe): the crop window is sampled from the JPEG header (`extract_jpeg_shape` +
 `stateless_sample_distorted_bounding_box`: area 0.08-1, aspect 3/4-4/3, 10 attempts; when no window fits, a
 center crop of 0.875 of the short side) and only that window is decoded (`decode_and_crop_jpeg`). Other formats
-(PNG, GIF, BMP) take the general path: full decode, then the same window. Every format comes out as 3-channel
-RGB (grayscale repeated, alpha dropped, CMYK JPEGs converted by the decoder). Then a resize (bilinear, or bicubic),
-a horizontal flip, optional augmentation on uint8 (RandAugment; the resized image is rounded first) and
-normalization with the ImageNet mean/std on the 0-255 scale (the same numbers as
-`regnet_tf.applications.preprocess_input`), cast to float32, bfloat16 or float16. Random ops are stateless and take
-a per-image seed (shape [2]), so a seeded pipeline is deterministic.
+(PNG, GIF, BMP, WebP, JPEG XL) take the general path: full decode, then the same window. Every format comes out
+as 3-channel RGB (grayscale repeated, alpha dropped, CMYK JPEGs converted by the decoder). Then a resize (bilinear,
+or bicubic), a horizontal flip, optional augmentation on uint8 (RandAugment; the resized image is rounded first) and
+normalization with the ImageNet mean/std (`regnet_tf.data.format.MEAN_RGB` / `STD_RGB`, times 255; also those of
+`regnet_tf.applications.preprocess_input`), cast to float32, bfloat16 or float16. Random ops are stateless and
+take a per-image seed (shape [2]), so a seeded pipeline is deterministic.
 
 Eval: "crop_fraction" (Model Garden / TF1): a centered square of `crop_fraction` x the short side, decoded with
 `decode_and_crop_jpeg`, resized to `size`. "resize_short" (pycls): resize the short side to `short_side`
 (default round(size / 0.875), 256 for 224; the long side is floored), then a centered `size` x `size` crop.
+One implementation (`_eval_view`) serves encoded bytes (`eval_image`) and decoded pixels (`eval_view`).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-MEAN_RGB = (0.485, 0.456, 0.406)  # = regnet_tf.applications.IMAGENET_MEAN_RGB (tested equal)
-STD_RGB = (0.229, 0.224, 0.225)  # = regnet_tf.applications.IMAGENET_STD_RGB
-CENTER_CROP_FRACTION = 0.875
-DTYPES = ("float32", "bfloat16", "float16")
-RESIZE_METHODS = ("bilinear", "bicubic")
-EVAL_MODES = ("crop_fraction", "resize_short")
+from regnet_tf.data.config import (  # noqa: F401 - the choices, re-exported
+    CENTER_CROP_FRACTION, DTYPES, EVAL_MODES, RESIZE_METHODS, eval_short_side)
+from regnet_tf.data.format import MEAN_RGB, STD_RGB  # noqa: F401 - ImageNet mean/std, RGB, 0-1 scale
 
 
 def _decode_any(encoded):
@@ -97,10 +95,13 @@ def normalize(image, dtype="float32"):
 
 
 def to_uint8(image, clip=True):
-    """Rounds a [0, 255] image to uint8 (uint8 input is returned as is). `clip=False` skips the clip: for bilinear
-    resizes of uint8 images, whose values are convex combinations of pixels (one pass less)."""
+    """Rounds a [0, 255] image to uint8, half up (uint8 input is returned as is; other dtypes go through float32).
+    The one uint8 conversion of the package (views, RandAugment's float input, serving). `clip=False` skips the
+    clip: for bilinear resizes of uint8 images, whose values are convex combinations of pixels (one pass less)."""
+    image = tf.convert_to_tensor(image)
     if image.dtype == tf.uint8:
         return image
+    image = tf.cast(image, tf.float32)  # a no-op for float32
     if clip:
         image = tf.clip_by_value(image, 0.0, 255.0)
     return tf.cast(image + 0.5, tf.uint8)  # round half up; the cast truncates the non-negative values
@@ -147,25 +148,30 @@ def train_image(encoded, seed, size=224, area_range=(0.08, 1.0), aspect_range=(3
     return normalize(image, dtype) if normalized else image
 
 
+def _eval_view(crop, size, mode, crop_fraction, short_side, resize_method):
+    """The eval crop and resize, float32 [..., size, size, 3] on the 0-255 scale, of an image given by
+    `crop(window_fn)` -> its window `window_fn(shape [h, w])` = [y, x, h, w] (encoded: decoded; pixels: sliced)."""
+    if mode == "crop_fraction":
+        image = crop(lambda shape: center_crop_window(shape, crop_fraction))
+        return resize(image, [size, size], resize_method)
+    if mode == "resize_short":
+        short_side = eval_short_side(size, short_side)
+        image = crop(lambda shape: tf.stack([0, 0, shape[0], shape[1]]))
+        image = resize(image, resize_short_shape(tf.shape(image)[-3:-1], short_side), resize_method)
+        h, w = tf.shape(image)[-3], tf.shape(image)[-2]
+        y, x = (h - size + 1) // 2, (w - size + 1) // 2  # ceil((h - size) / 2), as pycls
+        image = image[..., y:y + size, x:x + size, :]
+        image.set_shape(image.shape[:-3].concatenate([size, size, 3]))
+        return image
+    raise ValueError(f"eval mode must be one of {EVAL_MODES}; got {mode!r}")
+
+
 def eval_pixels(encoded, size=224, mode="crop_fraction", crop_fraction=CENTER_CROP_FRACTION, short_side=None,
                 resize_method="bilinear", quantize=True):
     """Evaluation view of one encoded image before normalization: [size, size, 3] on the 0-255 scale, uint8 when
     `quantize`, else the float32 resize output (see the module docstring)."""
-    if mode == "crop_fraction":
-        image = decode_window(encoded, lambda shape: center_crop_window(shape, crop_fraction))
-        image = resize(image, [size, size], resize_method)
-    elif mode == "resize_short":
-        short_side = short_side or round(size / CENTER_CROP_FRACTION)
-        if short_side < size:
-            raise ValueError(f"short_side={short_side} must be >= size={size}")
-        image = decode_window(encoded, lambda shape: tf.stack([0, 0, shape[0], shape[1]]))
-        image = resize(image, resize_short_shape(tf.shape(image)[:2], short_side), resize_method)
-        h, w = tf.shape(image)[0], tf.shape(image)[1]
-        y, x = (h - size + 1) // 2, (w - size + 1) // 2  # ceil((h - size) / 2), as pycls
-        image = image[y:y + size, x:x + size, :]
-        image.set_shape([size, size, 3])
-    else:
-        raise ValueError(f"eval mode must be one of {EVAL_MODES}; got {mode!r}")
+    image = _eval_view(lambda window_fn: decode_window(encoded, window_fn), size, mode, crop_fraction, short_side,
+                       resize_method)
     return to_uint8(image, clip=resize_method != "bilinear") if quantize else image
 
 
@@ -189,19 +195,9 @@ def eval_view(image, size=224, mode="crop_fraction", crop_fraction=CENTER_CROP_F
               resize_method="bilinear", dtype="float32", normalized=True):
     """`eval_image` of already decoded pixels: uint8 [H, W, 3], or a batch [B, H, W, 3] of same-size images ->
     [..., size, size, 3]. The same crop, resize and normalization as `eval_image` (for serving raw pixels)."""
-    shape = tf.shape(image)[-3:-1]
-    if mode == "crop_fraction":
-        y, x, h, w = tf.unstack(center_crop_window(shape, crop_fraction))
-        image = tf.image.resize(image[..., y:y + h, x:x + w, :], [size, size], method=resize_method)
-    elif mode == "resize_short":
-        short_side = short_side or round(size / CENTER_CROP_FRACTION)
-        if short_side < size:
-            raise ValueError(f"short_side={short_side} must be >= size={size}")
-        image = tf.image.resize(image, resize_short_shape(shape, short_side), method=resize_method)
-        h, w = tf.shape(image)[-3], tf.shape(image)[-2]
-        y, x = (h - size + 1) // 2, (w - size + 1) // 2  # as eval_image
-        image = image[..., y:y + size, x:x + size, :]
-        image.set_shape(image.shape[:-3].concatenate([size, size, 3]))
-    else:
-        raise ValueError(f"eval mode must be one of {EVAL_MODES}; got {mode!r}")
+    def crop(window_fn):
+        y, x, h, w = tf.unstack(window_fn(tf.shape(image)[-3:-1]))
+        return image[..., y:y + h, x:x + w, :]
+
+    image = _eval_view(crop, size, mode, crop_fraction, short_side, resize_method)
     return normalize(image, dtype) if normalized else to_uint8(image, clip=resize_method != "bilinear")

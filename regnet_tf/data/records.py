@@ -8,7 +8,8 @@ The format is the one of `tensorflow/tpu` `imagenet_to_gcs.py`: `image/encoded` 
 `image/class/label` (int64, **1-based**: class k of the sorted class names is stored as k + 1, as ImageNet's
 1..1000), `image/class/synset` (the class name), `image/height`, `image/width`, `image/channels`,
 `image/colorspace`, `image/filename`. The reader's default `label_offset=-1` maps the stored labels to 0..N-1.
-Shards are named `<split>-%05d-of-%05d`; `label_map.txt` holds one `<stored label> <class name>` line per class.
+Shard names, the label map and the accepted image formats (JPEG, PNG, GIF, BMP, WebP, JPEG XL) are defined in
+`regnet_tf.data.format`.
 """
 
 from __future__ import annotations
@@ -21,12 +22,9 @@ import time
 
 import tensorflow as tf
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-LABEL_MAP = "label_map.txt"
-
-
-def shard_name(split, index, num_shards):
-    return f"{split}-{index:05d}-of-{num_shards:05d}"
+from regnet_tf.data.format import (  # noqa: F401 - shard_name, IMAGE_EXTENSIONS: re-exported
+    IMAGE_EXTENSIONS, IMAGE_KEY, LABEL_KEY, LABEL_OFFSET, NOT_AN_IMAGE, detect_image_format, features, shard_name,
+    stored_label, write_label_map)
 
 
 def make_example(encoded: bytes, label: int, height: int, width: int, synset: str = "", filename: str = "",
@@ -39,7 +37,7 @@ def make_example(encoded: bytes, label: int, height: int, width: int, synset: st
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
 
     feature = {
-        "image/encoded": b(encoded), "image/format": b(image_format.encode()), "image/class/label": i(label),
+        IMAGE_KEY: b(encoded), "image/format": b(image_format.encode()), LABEL_KEY: i(label),
         "image/class/synset": b(synset.encode()), "image/height": i(height), "image/width": i(width),
         "image/channels": i(3), "image/colorspace": b(b"RGB"), "image/filename": b(filename.encode()),
     }
@@ -63,7 +61,8 @@ def write_shards(examples, out_dir, split, num_shards):
 def list_image_folder(root):
     """([(path, class_index)], class_names) for root/<class>/<image>; classes sorted by name -> 0..N-1."""
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"image folder {root!r} does not exist; expected root/<class name>/*.jpg|png")
+        raise FileNotFoundError(f"image folder {root!r} does not exist; expected root/<class name>/<image> "
+                                f"(*{'|*'.join(IMAGE_EXTENSIONS)})")
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     items = []
     for k, name in enumerate(classes):
@@ -76,31 +75,20 @@ def list_image_folder(root):
     return items, classes
 
 
-def _image_format(data: bytes) -> str:
-    if data[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "PNG"
-    if data[:3] == b"GIF":
-        return "GIF"
-    if data[:2] == b"BM":
-        return "BMP"
-    return "UNKNOWN"
-
-
 def encode_file(path, label, class_name):
-    """(serialized example with stored label `label` + 1, None) or (None, error message) for a bad image."""
+    """(serialized example of class index `label`, stored 1-based, None) or (None, error message) for a file that is
+    not an image of an accepted format (`format.IMAGE_FORMATS`) or does not decode."""
     with open(path, "rb") as f:
         data = f.read()
     try:
-        fmt = _image_format(data)
-        if fmt == "UNKNOWN":
-            raise ValueError("not a JPEG, PNG, GIF or BMP file")
+        fmt = detect_image_format(data)
+        if fmt is None:
+            raise ValueError(NOT_AN_IMAGE)
         image = tf.io.decode_image(data, channels=3, expand_animations=False)  # full decode: catches truncation
         h, w = int(image.shape[0]), int(image.shape[1])
     except (tf.errors.OpError, ValueError) as e:
         return None, f"{path}: {str(e).splitlines()[0][:200]}"
-    return make_example(data, label + 1, h, w, class_name, os.path.basename(path), fmt), None
+    return make_example(data, stored_label(label), h, w, class_name, os.path.basename(path), fmt.upper()), None
 
 
 class Progress:
@@ -157,8 +145,7 @@ def folder_to_tfrecords(input_dir, output_dir, num_shards, split="train", worker
 
     with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
         results = list(pool.map(write_shard, range(num_shards)))
-    with open(os.path.join(output_dir, LABEL_MAP), "w", encoding="utf-8") as f:
-        f.writelines(f"{k + 1} {name}\n" for k, name in enumerate(classes))
+    write_label_map(output_dir, classes, LABEL_OFFSET)
     errors = [e for _, _, errs in results for e in errs]
     for e in errors:
         log(f"skipped corrupt image {e}")
@@ -166,24 +153,14 @@ def folder_to_tfrecords(input_dir, output_dir, num_shards, split="train", worker
             "files": [r[0] for r in results], "classes": classes}
 
 
-def read_label_map(data_dir):
-    """{stored label: class name} from `label_map.txt`, or None when there is none."""
-    path = os.path.join(data_dir, LABEL_MAP)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return {int(k): name for k, name in (line.rstrip("\n").split(" ", 1) for line in f if line.strip())}
-
-
-def check_records(pattern, label_range=None, label_offset=-1):
+def check_records(pattern, label_range=None, label_offset=LABEL_OFFSET):
     """Scans every record of the files matching `pattern` (slow: decodes every image; a diagnosis tool).
 
     Returns a dict: records, ok, corrupt (list of (file, index, message): undecodable images),
     bad_labels (list of (file, index, label after offset)), truncated (list of (file, index of the first
     unreadable record, message)). `label_range`: (lo, hi) valid labels after the offset, hi exclusive.
     """
-    from regnet_tf.data.sources import FEATURES
-
+    spec = features()
     files = sorted(tf.io.gfile.glob(pattern))
     report = {"files": len(files), "records": 0, "ok": 0, "corrupt": [], "bad_labels": [], "truncated": []}
     for path in files:
@@ -198,9 +175,9 @@ def check_records(pattern, label_range=None, label_offset=-1):
                 break
             report["records"] += 1
             try:
-                parsed = tf.io.parse_single_example(record, FEATURES)
-                tf.io.decode_image(parsed["image/encoded"], channels=3, expand_animations=False)
-                label = int(parsed["image/class/label"]) + label_offset
+                parsed = tf.io.parse_single_example(record, spec)
+                tf.io.decode_image(parsed[IMAGE_KEY], channels=3, expand_animations=False)
+                label = int(parsed[LABEL_KEY]) + label_offset
                 if label_range is not None and not label_range[0] <= label < label_range[1]:
                     report["bad_labels"].append((path, index, label))
                 else:

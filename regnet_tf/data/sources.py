@@ -2,6 +2,8 @@
 
     config = DataConfig(data_dir="/data/imagenet")                    # train-* / validation-* TFRecords
     ds = input_pipeline(config, "train", global_batch_size=1024, input_context=ctx)   # per-replica batches
+    check_data(config)                                 # fail early, before building a model, if the data is missing
+    detect_source("/data/photos")                      # "tfrecord" or "folder": what a directory holds
 
 Each element is (images [B, S, S, 3] of `config.dtype`, labels): int32 class ids in 0..num_classes-1, or float32
 soft labels [B, num_classes] when MixUp/CutMix is on. Training streams repeat forever, are shuffled and drop the
@@ -20,102 +22,38 @@ Bad input (docs/DATA.md):
   ("Error raised with error message ..." in the TF log); `regnet_tf.data.check_records` lists and counts them.
 - a truncated or corrupted TFRecord file: stops with InvalidArgumentError naming the file and the index of the
   first record that cannot be read (every file's bytes read are checked against its size).
-- a label outside 0..num_classes-1 after `label_offset`: stops with InvalidArgumentError naming the label, the
+- a label outside 0..num_classes-1 after the label offset: stops with InvalidArgumentError naming the label, the
   file and the record index (usually a wrong `label_offset`).
+Both carry one self-contained line starting with `DATA_ERROR`; `user_message(exc)` pulls it out of TensorFlow's
+(often 40-line) graph-execution error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import tensorflow as tf
 
-from regnet_tf.data import preprocess
+from regnet_tf.data import demo, preprocess
+from regnet_tf.data.config import SOURCES, SPLITS, DataConfig  # noqa: F401 - re-exported (the pipeline's config)
+from regnet_tf.data.format import (IMAGE_EXTENSIONS, IMAGE_KEY, LABEL_KEY, LABEL_MAP, LABEL_OFFSET, SPLIT_PATTERNS,
+                                   features)
+from regnet_tf.data.records import list_image_folder
 
 AUTOTUNE = tf.data.AUTOTUNE
-SOURCES = ("tfrecord", "tfds", "folder", "demo")
-SPLITS = ("train", "validation")
-FEATURES = {
-    "image/encoded": tf.io.FixedLenFeature((), tf.string),
-    "image/class/label": tf.io.FixedLenFeature((), tf.int64),
-}
+FEATURES = features()  # the parsing spec: image/encoded, image/class/label
 RECORD_OVERHEAD = 16  # TFRecord framing per record: 8-byte length, 4-byte length CRC, 4-byte data CRC
 RECORD_BLOCK = 64  # records per step of the byte count (_read_tfrecord_file)
+DATA_ERROR = "regnet_tf data error: "  # the start of the pipeline's own error lines (see `user_message`)
 
 
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """Everything the input pipeline needs; frozen (use `dataclasses.replace`)."""
-
-    source: str = "tfrecord"  # tfrecord | tfds | folder | demo
-    data_dir: str | None = None  # tfrecord: the shards; tfds: the TFDS data_dir; folder: root; demo: cache dir
-    num_classes: int = 1000
-    num_train_examples: int = 1_281_167  # ImageNet-1k; sets the steps per epoch of training
-    num_eval_examples: int = 50_000
-    label_offset: int = -1  # added to stored TFRecord labels: ImageNet's 1..1000 -> 0..999 (0: keep them)
-    train_pattern: str = "train-*"
-    eval_pattern: str = "validation-*"
-    tfds_name: str = "imagenet2012"
-    tfds_manual_dir: str | None = None  # where ILSVRC2012_img_{train,val}.tar are, to prepare the TFDS dataset
-    image_size: int = 224
-    # training augmentation
-    crop_area_range: tuple[float, float] = (0.08, 1.0)
-    crop_aspect_range: tuple[float, float] = (3 / 4, 4 / 3)
-    crop_max_attempts: int = 10
-    hflip: bool = True
-    resize_method: str = "bilinear"  # or "bicubic"
-    randaug_layers: int = 0  # 0: no RandAugment
-    randaug_magnitude: float = 10.0
-    randaug_translate_const: float = 100.0
-    randaug_cutout_const: float = 40.0
-    autoaugment: str = ""  # "" (off) or an AutoAugment policy name ("v0"); exclusive with RandAugment
-    mixup_alpha: float = 0.0  # MixUp / CutMix on batches (both 0: off); labels become soft
-    cutmix_alpha: float = 0.0
-    mix_prob: float = 1.0
-    mix_switch_prob: float = 0.5
-    # evaluation
-    eval_mode: str = "crop_fraction"  # or "resize_short" (pycls: short side -> eval_short_side, center crop)
-    eval_crop_fraction: float = 0.875
-    eval_short_side: int | None = None  # default round(image_size / 0.875): 256 for 224
-    # output and tf.data
-    dtype: str = "float32"  # or bfloat16, float16
-    normalize: bool = True  # False: uint8 RGB 0-255 out; normalize in the model (include_preprocessing=True)
-    shuffle_buffer: int = 10_000
-    cycle_length: int = 16  # files read in parallel
-    cache: bool = False  # keep the encoded records in memory after the first epoch
-    deterministic: bool = False  # same order and augmentation on every run (seed, or 0)
-    seed: int | None = None
-
-    def __post_init__(self):
-        checks = [
-            (self.source in SOURCES, f"source must be one of {SOURCES}"),
-            (self.num_classes >= 1, "num_classes must be >= 1"),
-            (self.num_train_examples >= 1 and self.num_eval_examples >= 1, "num_*_examples must be >= 1"),
-            (self.image_size >= 8, "image_size must be >= 8"),
-            (self.resize_method in preprocess.RESIZE_METHODS, f"resize_method in {preprocess.RESIZE_METHODS}"),
-            (self.eval_mode in preprocess.EVAL_MODES, f"eval_mode must be one of {preprocess.EVAL_MODES}"),
-            (self.dtype in preprocess.DTYPES, f"dtype must be one of {preprocess.DTYPES}"),
-            (0 < self.crop_area_range[0] <= self.crop_area_range[1] <= 1, "crop_area_range within (0, 1]"),
-            (0 < self.crop_aspect_range[0] <= self.crop_aspect_range[1], "crop_aspect_range must be increasing"),
-            (0 < self.eval_crop_fraction <= 1, "eval_crop_fraction within (0, 1]"),
-            (self.randaug_layers >= 0, "randaug_layers must be >= 0"),
-            (not (self.autoaugment and self.randaug_layers), "choose AutoAugment or RandAugment, not both"),
-            (self.mixup_alpha >= 0 and self.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
-            (self.normalize or not self.mixing, "MixUp/CutMix mix float images: needs normalize=True"),
-            (self.shuffle_buffer >= 1 and self.cycle_length >= 1, "shuffle_buffer and cycle_length must be >= 1"),
-        ]
-        if self.autoaugment:
-            from regnet_tf.data.augment import POLICIES
-
-            checks.append((self.autoaugment in POLICIES, f"autoaugment must be '' or one of {sorted(POLICIES)}"))
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"DataConfig: {message}; got {self}")
-
-    @property
-    def mixing(self) -> bool:
-        return self.mixup_alpha > 0 or self.cutmix_alpha > 0
+def user_message(exc) -> str | None:
+    """The pipeline's one-line message (after `DATA_ERROR`) inside an exception's text, e.g. the InvalidArgumentError
+    of a truncated TFRecord raised through a training step; None when the exception holds none."""
+    match = re.search(re.escape(DATA_ERROR) + r"([^\n]*)\]", str(exc))
+    return match.group(1) if match else None
 
 
 # ------------------------------------------------------------------------------------------------- sources
@@ -123,12 +61,16 @@ class DataConfig:
 # sharded for the input pipeline and repeated when training without cache. parse_fn(element) -> (encoded image
 # bytes, int64 label) runs inside the map whose errors skip the image.
 
+_DEMO_HINT = "No data at hand? `--data demo` (DataConfig(source='demo')) generates a small built-in dataset."
 _IMAGENET_HELP = (
     "Expected ImageNet-format TFRecords: {dir}/train-00000-of-01024 ... and {dir}/validation-00000-of-00128 "
     "(tf.train.Example with image/encoded = JPEG bytes and image/class/label = 1..1000), as written by "
     "tensorflow/tpu tools/datasets/imagenet_to_gcs.py from the ImageNet download (https://image-net.org, free "
     "registration), or by `python launch/build_tfrecords.py --input DIR --output DIR --shards N` from an image "
-    "folder. No data at hand? `--data demo` (DataConfig(source='demo')) generates a small built-in dataset.")
+    "folder. " + _DEMO_HINT)
+_FOLDER_HELP = (
+    "an image folder: {dir}/<class name>/<image> (or {dir}/train/<class name>/... and {dir}/validation/...), "
+    "images of the formats " + ", ".join(IMAGE_EXTENSIONS))
 
 
 def _data_dir(config):
@@ -136,6 +78,80 @@ def _data_dir(config):
         raise FileNotFoundError(f"DataConfig.data_dir is not set for source={config.source!r}. "
                                 + _IMAGENET_HELP.format(dir="DATA_DIR"))
     return config.data_dir
+
+
+def _tfds():
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise ImportError(f"source='tfds' needs TensorFlow Datasets: pip install tensorflow-datasets ({e}). "
+                          + _DEMO_HINT) from e
+    return tfds
+
+
+def _list_folder(config, split):
+    """list_image_folder of the split's root: data_dir/<split> if it exists, else data_dir."""
+    root = _data_dir(config)
+    root = os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
+    try:
+        return list_image_folder(root)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}. {_DEMO_HINT}") from None
+
+
+def check_data(config: DataConfig, splits=SPLITS):
+    """Fails early (before a model is built) when `config`'s data is not there: FileNotFoundError with the expected
+    layout and the demo alternative (tfrecord: the shards of each split; folder: images under the root; tfds:
+    ImportError without tensorflow-datasets). The demo data is generated on first use and always passes."""
+    for split in splits:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        if config.source == "tfrecord":
+            list_files(config, split)
+        elif config.source == "folder":
+            _list_folder(config, split)
+    if config.source == "tfds":
+        _tfds()
+
+
+def label_map_path(config: DataConfig) -> str | None:
+    """The dataset's `label_map.txt` (class names, `regnet_tf.data.format`), or None: the demo data's (generated
+    first if needed), or `data_dir/label_map.txt` of TFRecords when it exists (TFDS and folders have none)."""
+    if config.source == "demo":
+        return os.path.join(demo.ensure(config.data_dir), LABEL_MAP)
+    if config.source == "tfrecord" and config.data_dir:
+        path = os.path.join(config.data_dir, LABEL_MAP)
+        return path if tf.io.gfile.exists(path) else None
+    return None
+
+
+def _has_images(root, depth):
+    """Whether root/<d1>/.../<d_depth>/ holds an image file (stops at the first one)."""
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return False
+    if depth == 0:
+        return any(e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries)
+    return any(e.is_dir() and _has_images(e.path, depth - 1) for e in sorted(entries, key=lambda e: e.name))
+
+
+def detect_source(data_dir) -> str:
+    """What a directory holds: "tfrecord" (shards train-* / validation-*) or "folder" (images in
+    data_dir/<class>/ or data_dir/train/<class>/); otherwise FileNotFoundError describing both layouts and TFDS."""
+    data_dir = os.fspath(data_dir)
+    if tf.io.gfile.isdir(data_dir):
+        if any(tf.io.gfile.glob(os.path.join(data_dir, p)) for p in SPLIT_PATTERNS.values()):
+            return "tfrecord"
+        if _has_images(data_dir, 1) or any(_has_images(os.path.join(data_dir, s), 1) for s in SPLITS):
+            return "folder"
+        state = "holds neither layout"
+    else:
+        state = "is not a directory"
+    raise FileNotFoundError(
+        f"{data_dir!r} {state}: expected ImageNet-format TFRecords ({data_dir}/train-00000-of-01024 ..., "
+        f"{data_dir}/validation-...; --data tfrecord) or {_FOLDER_HELP.format(dir=data_dir)} (--data folder). For "
+        f"TFDS imagenet2012 use --data tfds (data_dir: the TFDS data_dir); no data at hand? --data demo")
 
 
 def list_files(config, split):
@@ -176,6 +192,12 @@ def _read_tfrecord_file(path, size):
     return blocks.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), step).unbatch()
 
 
+def _class_index(stored, config):
+    """int64 class index of a stored label (`config.stored_label_offset` added; no op when it is 0)."""
+    stored = tf.cast(stored, tf.int64)
+    return stored + config.stored_label_offset if config.stored_label_offset else stored
+
+
 def _tfrecord_source(config, split, training, n, pipeline_id):
     files = list_files(config, split)
     sizes = [tf.io.gfile.stat(f).length for f in files]
@@ -197,13 +219,13 @@ def _tfrecord_source(config, split, training, n, pipeline_id):
 
     def parse(e):
         parsed = tf.io.parse_single_example(e["record"], FEATURES)
-        return parsed["image/encoded"], parsed["image/class/label"] + config.label_offset
+        return parsed[IMAGE_KEY], _class_index(parsed[LABEL_KEY], config)
 
     return ds, parse
 
 
 def _tfds_source(config, split, training, input_context):
-    import tensorflow_datasets as tfds
+    tfds = _tfds()
 
     read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=config.seed,
                                   interleave_cycle_length=config.cycle_length, skip_prefetch=True)
@@ -219,22 +241,17 @@ def _tfds_source(config, split, training, input_context):
         raise FileNotFoundError(
             f"TFDS dataset {config.tfds_name!r} split {split!r} is not prepared in data_dir={config.data_dir!r} "
             f"({e}). imagenet2012 needs a manual download: put ILSVRC2012_img_train.tar and "
-            f"ILSVRC2012_img_val.tar in a directory and set DataConfig.tfds_manual_dir to it. No data at hand? "
-            f"`--data demo` (DataConfig(source='demo')) generates a small built-in dataset.") from e
+            f"ILSVRC2012_img_val.tar in a directory and set DataConfig.tfds_manual_dir to it. " + _DEMO_HINT) from e
     if training and not config.cache:
         ds = ds.repeat()
     name = f"tfds:{config.tfds_name}/{split}"
     ds = ds.enumerate().map(lambda i, e: {"record": e["image"], "label": e["label"], "file": name, "index": i,
                                           "broken": False})
-    return ds, lambda e: (e["record"], tf.cast(e["label"], tf.int64))  # TFDS labels are 0-based already
+    return ds, lambda e: (e["record"], _class_index(e["label"], config))
 
 
 def _folder_source(config, split, training, n, pipeline_id):
-    from regnet_tf.data.records import list_image_folder
-
-    root = _data_dir(config)
-    root = os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
-    items, _ = list_image_folder(root)
+    items, _ = _list_folder(config, split)
     paths, labels = zip(*items)
     ds = tf.data.Dataset.from_tensor_slices({"record": list(paths), "label": list(labels)})
     ds = ds.enumerate().map(lambda i, e: dict(e, file=e["record"], index=i, broken=False))
@@ -242,7 +259,7 @@ def _folder_source(config, split, training, n, pipeline_id):
         ds = ds.shard(n, pipeline_id)
     if training and not config.cache:
         ds = ds.repeat()
-    return ds, lambda e: (tf.io.read_file(e["record"]), tf.cast(e["label"], tf.int64))
+    return ds, lambda e: (tf.io.read_file(e["record"]), _class_index(e["label"], config))
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
@@ -254,10 +271,9 @@ def _source(config, split, training, input_context):
     n = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     if config.source == "demo":
-        from regnet_tf.data import demo
-
         config = dataclasses.replace(config, source="tfrecord", data_dir=demo.ensure(config.data_dir),
-                                     label_offset=-1, train_pattern="train-*", eval_pattern="validation-*")
+                                     label_offset=LABEL_OFFSET, train_pattern=SPLIT_PATTERNS["train"],
+                                     eval_pattern=SPLIT_PATTERNS["validation"])
     if config.source == "tfrecord":
         return (config, *_tfrecord_source(config, split, training, n, pipeline_id))
     if config.source == "tfds":
@@ -273,7 +289,7 @@ def _randaugment(config):
         return lambda image, seed: aa(image, seed=seed)
     if config.randaug_layers <= 0:
         return None
-    from regnet_tf.data.augment import RandAugment  # separate module (its own issue section)
+    from regnet_tf.data.augment import RandAugment  # imported only when used
 
     ra = RandAugment(num_layers=config.randaug_layers, magnitude=config.randaug_magnitude,
                      translate_const=config.randaug_translate_const, cutout_const=config.randaug_cutout_const)
@@ -282,20 +298,23 @@ def _randaugment(config):
 
 def _check(config):
     """A map over batches that stops the pipeline at a broken file or a label out of range, naming the first such
-    file and record index (per batch, not per image: one map call per batch instead of one per image)."""
-    lo, hi = 0, config.num_classes
+    file and record index (per batch, not per image: one map call per batch instead of one per image). Each message
+    is one line starting with DATA_ERROR."""
+    lo, hi, offset = 0, config.num_classes, config.stored_label_offset
 
     def check(images, labels, files, indices, broken):
         bad_label = tf.logical_not(broken) & ((labels < lo) | (labels >= hi))
-        first_broken = tf.argmax(tf.cast(broken, tf.int32))
-        first_bad = tf.argmax(tf.cast(bad_label, tf.int32))
-        read_ok = tf.debugging.Assert(tf.logical_not(tf.reduce_any(broken)), [
-            "Truncated or corrupted TFRecord file:", files[first_broken], "- cannot read record index",
-            indices[first_broken], "(the bytes read do not add up to the file size; re-copy or rebuild the file)"])
-        label_ok = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad_label)), [
-            "Label out of range:", labels[first_bad], "in file", files[first_bad], "record index", indices[first_bad],
-            f"- expected 0..{hi - 1} after label_offset={config.label_offset} (ImageNet TFRecords store 1..1000: "
-            f"label_offset=-1; TFDS and image folders are 0-based; check num_classes={hi})"])
+        i = tf.argmax(tf.cast(broken, tf.int32))
+        j = tf.argmax(tf.cast(bad_label, tf.int32))
+        read_ok = tf.debugging.Assert(tf.logical_not(tf.reduce_any(broken)), [tf.strings.join([
+            DATA_ERROR, "Truncated or corrupted TFRecord file ", files[i], ": cannot read record index ",
+            tf.strings.as_string(indices[i]), " (the bytes read do not add up to the file size); re-copy or rebuild "
+            "the file (regnet_tf.data.check_records(pattern) lists every damaged file)"])])
+        label_ok = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad_label)), [tf.strings.join([
+            DATA_ERROR, "Label out of range: ", tf.strings.as_string(labels[j]), " in file ", files[j],
+            " record index ", tf.strings.as_string(indices[j]), f"; expected 0..{hi - 1} after label_offset="
+            f"{offset} (ImageNet TFRecords store 1..1000: label_offset=-1; TFDS and image folders are 0-based; "
+            f"check num_classes={hi})"])])
         with tf.control_dependencies([read_ok, label_ok]):
             return tf.identity(images), tf.cast(labels, tf.int32)
 
@@ -318,12 +337,6 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     seed = config.seed if config.seed is not None else (0 if config.deterministic else None)
     config = dataclasses.replace(config, seed=seed)
 
-    if config.source == "demo":
-        from regnet_tf.data import demo
-
-        if config.num_classes != demo.NUM_CLASSES:
-            raise ValueError(f"the demo data has {demo.NUM_CLASSES} classes; set DataConfig(num_classes="
-                             f"{demo.NUM_CLASSES}) (demo.config() does)")
     config, ds, parse = _source(config, split, training, input_context)
 
     if config.cache:
@@ -362,7 +375,7 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     ds = ds.batch(batch, drop_remainder=training, num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
     ds = ds.map(_check(config), num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
     if config.mixing and training:
-        from regnet_tf.data.mixup import mixup_cutmix  # separate module (its own issue section)
+        from regnet_tf.data.mixup import mixup_cutmix  # imported only when used
 
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=None if seed is None else seed + 1).batch(2)))
         ds = ds.map(lambda batch_, s: mixup_cutmix(

@@ -1,10 +1,12 @@
-"""AnyNet: the per-stage network description that every other part of the package reads.
+"""AnyNet: the per-stage network description, its Keras blocks, their complexity and its scaling rule.
 
 An `AnyNetSpec` says everything about a network's architecture: stem, per-stage depths ``ds``, widths
 ``ws``, strides ``ss``, bottleneck multipliers ``bs`` and group widths ``gs``, the block type, SE ratio,
-head and activation (RegNet paper, section 3.1 and figure 3). The Keras builder (`regnet_tf.models.build`)
-and the analytic counter (`regnet_tf.complexity`) both walk this description, so a test that compares
-counted params with the built model's trainable weights guards both. Pure Python: no TensorFlow here.
+head and activation (RegNet paper, section 3.1 and figure 3). ``spec.features(x)`` builds it in Keras
+(`regnet_tf.build_model` adds the classifier) and ``spec.features_cx(cx)`` counts the same layers for
+`regnet_tf.complexity`: each Keras function below has its ``_cx`` twin right under it, and a test compares the
+count with the built model's layers for every registered model. Importing this module imports no TensorFlow
+(the Keras code reaches keras through lazy proxies).
 
 Block types (paper notation, appendix D of the RegNet paper):
 
@@ -15,6 +17,8 @@ Block types (paper notation, appendix D of the RegNet paper):
 - ``R``: ``X`` without groups (one group over the whole bottleneck width).
 - ``V``: vanilla block, two 3x3 convs (as pycls's ``VanillaBlock``), no residual.
 - ``VR``: ``V`` plus a residual connection (pycls's ``ResBasicBlock``).
+
+Layers are named after pycls (``stem_conv``, ``s2_b1_a``, ``s2_b1_b_bn``, ``s2_b1_se_reduce``, ``s2_b1_proj``, ...).
 """
 
 from __future__ import annotations
@@ -22,6 +26,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from typing import Optional, Tuple
+
+from regnet_tf import scaling
+from regnet_tf._lazy import LazyModule
+from regnet_tf.counter import conv_bn_cx, pool2d_cx, se_cx
+from regnet_tf.models.registry import Spec
+
+keras = LazyModule("keras")
+layers = LazyModule("regnet_tf.layers")
+common = LazyModule("regnet_tf.models.common")
 
 BLOCK_TYPES = ("X", "Y", "Z", "R", "V", "VR")
 STEM_TYPES = ("simple", "res")
@@ -52,7 +65,7 @@ def adjust_block_compatibility(ws, bs, gs):
 
 
 @dataclasses.dataclass(frozen=True)
-class AnyNetSpec:
+class AnyNetSpec(Spec, kind="anynet"):
     """A network as explicit per-stage lists (pycls ``ANYNET`` config, channels in the paper's notation)."""
 
     ds: Tuple[int, ...]  # depth (number of blocks) per stage
@@ -123,8 +136,35 @@ class AnyNetSpec:
                 yield i + 1, j + 1, w_in, w, (s if j == 0 else 1), b, g
                 w_in = w
 
-    def replace(self, **changes) -> "AnyNetSpec":
-        return dataclasses.replace(self, **changes)
+    def features(self, x):
+        """Keras: stem, blocks and the optional head conv (the network up to the global pool)."""
+        x = stem(x, self)
+        block = basic_block if self.block in ("V", "VR") else bottleneck_block
+        for i, j, _, w_out, stride, b, g in self.blocks():
+            x = block(x, self, w_out, stride, b, g, f"s{i}_b{j}")
+        return head(x, self)
+
+    def features_cx(self, cx, in_channels: int = 3):
+        """The complexity of `features` (a `regnet_tf.counter.Complexity` at the input size, updated)."""
+        stem_cx(cx, self, in_channels)
+        block_cx = basic_cx if self.block in ("V", "VR") else bottleneck_cx
+        for _, _, w_in, w_out, stride, b, g in self.blocks():
+            block_cx(cx, self, w_in, w_out, stride, b, g)
+        return head_cx(cx, self)
+
+    def scaled_by(self, kd: float, kw: float, kg: float) -> "AnyNetSpec":
+        """Depths x kd, widths x kw, group widths x kg with pycls's rounding, then the compatibility adjustment."""
+        ws = [scaling.round_width(w, kw) for w in self.ws]
+        gs = [scaling.round_group(g, kg) for g in self.gs]
+        if self.block == "R":
+            gs = [max(1, int(w * b)) for w, b in zip(ws, self.bs)]
+        ws, bs, gs = adjust_block_compatibility(ws, list(self.bs), gs)
+        ds = tuple(scaling.round_depth(d, kd) for d in self.ds)
+        return self.replace(ds=ds, ws=tuple(ws), bs=tuple(bs), gs=tuple(gs))
+
+    def describe(self) -> str:
+        return "\n".join(scaling.stage_line(i, d, w, f"b={b:g} g={g}")
+                         for i, (d, w, b, g) in enumerate(zip(self.ds, self.ws, self.bs, self.gs)))
 
 
 def se_width(w_in: int, se_ratio: float) -> int:
@@ -140,3 +180,93 @@ def block_has_projection(block: str, w_in: int, w_out: int, stride: int) -> Opti
     if block == "Z":
         return False if same else None
     return not same
+
+
+# ---- Keras blocks, each followed by its complexity ---- #
+
+
+def stem(x, spec: AnyNetSpec):
+    """simple: 3x3 s2 conv, BN, act (RegNet). res: 7x7 s2 conv, BN, act, 3x3 s2 max pool (ResNet)."""
+    if spec.stem == "simple":
+        return common.conv_bn_act(x, spec, spec.stem_w, 3, "stem_conv", stride=2)
+    x = common.conv_bn_act(x, spec, spec.stem_w, 7, "stem_conv", stride=2)
+    return layers.MaxPool2D(3, 2, name="stem_pool")(x)
+
+
+def stem_cx(cx, spec: AnyNetSpec, w_in: int = 3):
+    if spec.stem == "simple":
+        return conv_bn_cx(cx, w_in, spec.stem_w, 3, stride=2)
+    conv_bn_cx(cx, w_in, spec.stem_w, 7, stride=2)
+    return pool2d_cx(cx, spec.stem_w, 3, stride=2)
+
+
+def bottleneck_block(x, spec: AnyNetSpec, w_out, stride, b, g, name):
+    """X / Y / R / Z block.
+
+    X: 1x1 -> 3x3 grouped (stride) -> 1x1, BN after each, act after the first two and after the add;
+    projection shortcut (1x1 stride s + BN) when the shape changes. Y: X + SE after the 3x3. R: X with one
+    group. Z: b = 4 (inverted), SE, no projection (identity only when shapes match), no act after the add.
+    """
+    w_in = x.shape[-1]
+    w_b = int(round(w_out * b))
+    f = common.conv_bn_act(x, spec, w_b, 1, f"{name}_a")
+    f = common.conv_bn_act(f, spec, w_b, 3, f"{name}_b", stride=stride, groups=w_b // g)
+    w_se = se_width(w_in, spec.se_ratio)
+    if w_se:
+        f = common.squeeze_excite(f, spec, w_se, f"{name}_se")
+    f = common.conv_bn_act(f, spec, w_out, 1, f"{name}_c", activation=False, zero_gamma=spec.zero_init_last_bn)
+    return residual(x, f, spec, w_out, stride, name)
+
+
+def bottleneck_cx(cx, spec: AnyNetSpec, w_in, w_out, stride, b, g):
+    residual_cx(cx, spec, w_in, w_out, stride)
+    w_b = int(round(w_out * b))
+    conv_bn_cx(cx, w_in, w_b, 1)
+    conv_bn_cx(cx, w_b, w_b, 3, stride=stride, groups=w_b // g)
+    w_se = se_width(w_in, spec.se_ratio)
+    if w_se:
+        se_cx(cx, w_b, w_se)
+    return conv_bn_cx(cx, w_b, w_out, 1)
+
+
+def basic_block(x, spec: AnyNetSpec, w_out, stride, b, g, name):
+    """V block: 3x3 (stride) -> BN -> act -> 3x3 -> BN -> act. VR: the same with a residual, act after the add."""
+    f = common.conv_bn_act(x, spec, w_out, 3, f"{name}_a", stride=stride)
+    f = common.conv_bn_act(f, spec, w_out, 3, f"{name}_b", activation=False, zero_gamma=spec.zero_init_last_bn)
+    return residual(x, f, spec, w_out, stride, name)
+
+
+def basic_cx(cx, spec: AnyNetSpec, w_in, w_out, stride, b, g):
+    residual_cx(cx, spec, w_in, w_out, stride)
+    conv_bn_cx(cx, w_in, w_out, 3, stride=stride)
+    return conv_bn_cx(cx, w_out, w_out, 3)
+
+
+def residual(x, f, spec: AnyNetSpec, w_out, stride, name):
+    """Shortcut (projection, identity or none, see `block_has_projection`), add, and the activation (not for Z)."""
+    shortcut = block_has_projection(spec.block, x.shape[-1], w_out, stride)
+    if shortcut is not None:
+        if shortcut:  # projection
+            x = common.conv_bn_act(x, spec, w_out, 1, f"{name}_proj", stride=stride, activation=False)
+        f = keras.layers.Add(name=f"{name}_add")([x, f])
+    if spec.block == "Z":  # linear output
+        return f
+    return common.act(f, spec, f"{name}_out")
+
+
+def residual_cx(cx, spec: AnyNetSpec, w_in, w_out, stride):
+    """The projection shortcut, a branch parallel to the block: counted at the block input, size left unchanged."""
+    if block_has_projection(spec.block, w_in, w_out, stride):
+        h, w = cx.h, cx.w
+        conv_bn_cx(cx, w_in, w_out, 1, stride=stride)
+        cx.h, cx.w = h, w
+    return cx
+
+
+def head(x, spec: AnyNetSpec):
+    """Optional 1x1 conv + BN + act to ``head_w`` channels (RegNetZ); part of the features."""
+    return common.conv_bn_act(x, spec, spec.head_w, 1, "head_conv") if spec.head_w else x
+
+
+def head_cx(cx, spec: AnyNetSpec):
+    return conv_bn_cx(cx, spec.ws[-1], spec.head_w, 1) if spec.head_w else cx

@@ -9,7 +9,9 @@ EfficientNet-RS keeps every width and depth and only trains at a lower resolutio
 resolution scaling", section 7.2) gives no table; our rule halves the growth of log-resolution of compound scaling:
 r_RS = 224 x (r / 224)^(1/2), rounded to a multiple of 8 (docs/DEVIATIONS.md has the reasoning), and the paper's
 RandAugment magnitude rule (10 up to 224 px, 15 up to 320, 20 above) is `randaugment_magnitude(resolution)`.
-Pure Python: no TensorFlow here.
+
+Here too: the Keras MBConv block (followed by its complexity, ``_cx``) and the scaling rule. Importing this module
+imports no TensorFlow (the Keras code reaches keras through lazy proxies).
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ import dataclasses
 import math
 from typing import Tuple
 
-from regnet_tf.models.registry import register
+from regnet_tf import scaling
+from regnet_tf._lazy import LazyModule
+from regnet_tf.counter import conv_bn_cx, se_cx
+from regnet_tf.models.anynet import adjust_block_compatibility
+from regnet_tf.models.registry import Spec, register
+
+keras = LazyModule("keras")
+layers = LazyModule("regnet_tf.layers")
+common = LazyModule("regnet_tf.models.common")
 
 # B0 (Tan & Le 2019, Table 1): depth, width, expansion, kernel, stride per stage.
 B0 = dict(stem_w=32, ds=(1, 2, 2, 3, 3, 4, 1), ws=(16, 24, 40, 80, 112, 192, 320), exp_rs=(1, 6, 6, 6, 6, 6, 6),
@@ -52,7 +62,7 @@ def randaugment_magnitude(resolution: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class EffNetSpec:
+class EffNetSpec(Spec, kind="efficientnet"):
     """EfficientNet as per-stage lists (pycls ``EN`` config). MBConv: expand 1x1, depthwise kxk, SE, project 1x1."""
 
     ds: Tuple[int, ...]
@@ -103,8 +113,60 @@ class EffNetSpec:
                 yield i + 1, j + 1, w_in, w, e, k, (s if j == 0 else 1), self.drop_path_rate * b / total
                 w_in, b = w, b + 1
 
-    def replace(self, **changes) -> "EffNetSpec":
-        return dataclasses.replace(self, **changes)
+    def se_width(self, w_in: int) -> int:
+        """SE width: max(1, int(se_ratio x block input width)) (not of the expanded width), as the references."""
+        return max(1, int(w_in * self.se_ratio))
+
+    def features(self, x):
+        """Keras: stem conv, MBConv blocks and the head conv (the network up to the global pool)."""
+        x = common.conv_bn_act(x, self, self.stem_w, 3, "stem_conv", stride=2)
+        for i, j, _, w_out, exp_r, k, stride, dp in self.blocks():
+            x = mbconv(x, self, w_out, exp_r, k, stride, dp, f"s{i}_b{j}")
+        return common.conv_bn_act(x, self, self.head_w, 1, "head_conv")
+
+    def features_cx(self, cx, in_channels: int = 3):
+        """The complexity of `features` (a `regnet_tf.counter.Complexity` at the input size, updated)."""
+        conv_bn_cx(cx, in_channels, self.stem_w, 3, stride=2)
+        for _, _, w_in, w_out, exp_r, k, stride, _ in self.blocks():
+            mbconv_cx(cx, self, w_in, w_out, exp_r, k, stride)
+        return conv_bn_cx(cx, self.ws[-1], self.head_w, 1)
+
+    def scaled_by(self, kd: float, kw: float, kg: float) -> "EffNetSpec":
+        """Depths x kd, widths x kw (pycls rounding, stem and head too); depthwise convs keep g = 1, so no kg."""
+        ws, _, _ = adjust_block_compatibility([scaling.round_width(w, kw) for w in self.ws], list(self.exp_rs),
+                                              [1] * len(self.ws))
+        return self.replace(ds=tuple(scaling.round_depth(d, kd) for d in self.ds), ws=tuple(ws),
+                            stem_w=scaling.round_width(self.stem_w, kw), head_w=scaling.round_width(self.head_w, kw))
+
+    def describe(self) -> str:
+        return "\n".join(scaling.stage_line(i, d, w, f"exp={e} k={k} s={s}")
+                         for i, (d, w, e, k, s) in enumerate(zip(self.ds, self.ws, self.exp_rs, self.ks, self.ss)))
+
+
+def mbconv(x, spec: EffNetSpec, w_out, exp_r, k, stride, drop_path, name):
+    """MBConv: [1x1 expand] -> kxk depthwise (stride) -> SE -> 1x1 project (no act) -> [drop connect] -> [add]."""
+    w_in = x.shape[-1]
+    f = common.conv_bn_act(x, spec, w_in * exp_r, 1, f"{name}_expand") if exp_r != 1 else x
+    f = layers.DepthwiseConv2D(k, strides=stride, name=f"{name}_dw")(f)
+    f = common.act(common.bn(f, spec, f"{name}_dw_bn"), spec, f"{name}_dw_act")
+    if spec.se_ratio:
+        f = common.squeeze_excite(f, spec, spec.se_width(w_in), f"{name}_se")
+    f = common.conv_bn_act(f, spec, w_out, 1, f"{name}_project", activation=False)
+    if stride != 1 or w_in != w_out:
+        return f
+    if drop_path:
+        f = common.drop_path(f, drop_path, name)
+    return keras.layers.Add(name=f"{name}_add")([x, f])
+
+
+def mbconv_cx(cx, spec: EffNetSpec, w_in, w_out, exp_r, k, stride):
+    w_exp = w_in * exp_r
+    if exp_r != 1:
+        conv_bn_cx(cx, w_in, w_exp, 1)
+    conv_bn_cx(cx, w_exp, w_exp, k, stride=stride, groups=w_exp)  # depthwise
+    if spec.se_ratio:
+        se_cx(cx, w_exp, spec.se_width(w_in))
+    return conv_bn_cx(cx, w_exp, w_out, 1)
 
 
 for _b, (_w, _d, _res, _do) in SCALES.items():
@@ -115,4 +177,5 @@ for _b, (_w, _d, _res, _do) in SCALES.items():
     register(f"efficientnet_rs_{_b}", EffNetSpec.scaled(_w, _d, dropout=_do), resolution=rs_resolution(_res),
              family="efficientnet_rs", factory=f"EfficientNetRS{_b.upper()}",
              paper_name=f"EfficientNet-RS-{_b.upper()}",
-             source="Revisiting ResNets 7.2: EfficientNet widths/depths, slow resolution scaling (our rule)")
+             source="Revisiting ResNets 7.2: EfficientNet widths/depths, slow resolution scaling (our rule)",
+             randaug_magnitude=randaugment_magnitude)

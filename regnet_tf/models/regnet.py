@@ -3,7 +3,8 @@
 A `RegNetSpec` holds the handful of design-space parameters (d, w0, wa, wm, g, b, ...). `generate_regnet`
 turns (d, w0, wa, wm) into per-stage widths and depths exactly as pycls does (numpy float64, round half to
 even); `RegNetSpec.to_anynet()` adds the group-width compatibility adjustment and gives the `AnyNetSpec`
-that the builder and the complexity counter read. Pure Python/numpy: no TensorFlow here.
+(``spec.resolved()``) whose blocks, complexity and scaling rule (regnet_tf/models/anynet.py) build, count and scale
+a RegNet; scaling a RegNet gives an AnyNetSpec, as in pycls. Pure Python/numpy: no TensorFlow here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from regnet_tf.models.anynet import AnyNetSpec, adjust_block_compatibility
-from regnet_tf.models.registry import register
+from regnet_tf.models.registry import Spec, register
 
 
 def generate_regnet(wa: float, w0: int, wm: float, d: int, q: int = 8):
@@ -39,7 +40,7 @@ def generate_regnet(wa: float, w0: int, wm: float, d: int, q: int = 8):
 
 
 @dataclasses.dataclass(frozen=True)
-class RegNetSpec:
+class RegNetSpec(Spec, kind="regnet"):
     """A RegNet model: the parameters of the RegNet design space (pycls ``REGNET`` config).
 
     Per-stage strides, bottleneck multipliers and group widths are constant across stages.
@@ -92,8 +93,9 @@ class RegNetSpec:
             activation=self.activation, dropout=self.dropout, zero_init_last_bn=self.zero_init_last_bn,
         )
 
-    def replace(self, **changes) -> "RegNetSpec":
-        return dataclasses.replace(self, **changes)
+    def resolved(self) -> AnyNetSpec:
+        """The AnyNetSpec that builds, counts and scales this RegNet."""
+        return self.to_anynet()
 
 
 # ---- The zoo ---- #

@@ -5,7 +5,9 @@ width multiplier (Table 12), stem (``v0``: 7x7 s2 + 3x3 s2 max pool; ``v1``: Res
 pool replaced by a 3x3 s2 conv, the ResNet-D shortcut (2x2 s2 average pool + 1x1 conv, on strided blocks only, as
 the TF1 reference), squeeze-excitation, stochastic depth, dropout, zero-init of the last BN and the activation.
 Bottleneck blocks have the stride on the 3x3 conv (the paper's ResNet-D "switched strides", torchvision v1.5).
-Pure Python: no TensorFlow here; the Keras blocks are in ``regnet_tf/models/blocks.py``.
+
+Here too: the Keras stem and bottleneck (each followed by its complexity, ``_cx``) and the scaling rule. Importing
+this module imports no TensorFlow (the Keras code reaches keras through lazy proxies).
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Tuple
 
-from regnet_tf.models.registry import register
+from regnet_tf import scaling
+from regnet_tf._lazy import LazyModule
+from regnet_tf.counter import conv_bn_cx, pool2d_cx, se_cx
+from regnet_tf.models.registry import Spec, register
+
+keras = LazyModule("keras")
+layers = LazyModule("regnet_tf.layers")
+common = LazyModule("regnet_tf.models.common")
 
 # Blocks in c2, c3, c4, c5 (paper Table 11; 300 and 400 from appendix E; 26 as TF Model Garden's bottleneck ResNet-26).
 BLOCK_ALLOCATIONS = {
@@ -28,12 +37,10 @@ BLOCK_ALLOCATIONS = {
     400: (6, 48, 72, 6),
     420: (4, 44, 87, 4),
 }
-# Paper Table 12: dropout rate per width multiplier in the scaling study (350 epochs).
-DROPOUT_BY_WIDTH = {0.25: 0.0, 0.5: 0.1, 1.0: 0.25, 1.5: 0.6, 2.0: 0.75}
 
 
 @dataclasses.dataclass(frozen=True)
-class ResNetSpec:
+class ResNetSpec(Spec, kind="resnet"):
     """A bottleneck ResNet as per-stage lists. Block output width = ``expansion`` x bottleneck width ``ws[i]``."""
 
     ds: Tuple[int, ...]  # blocks per stage (c2..c5)
@@ -51,7 +58,6 @@ class ResNetSpec:
     zero_init_last_bn: bool = True  # TF1 reference: gamma = 0 for each block's last BN
     bn_eps: float = 1e-5
     bn_momentum: float = 0.9  # Keras convention; the RS recipes use 0 together with an EMA of the BN statistics
-    head_w: int = 0  # no head conv (kept for the shared head code)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, tuple(v))  # noqa: E731  (frozen dataclass)
@@ -109,8 +115,97 @@ class ResNetSpec:
                 yield i + 1, j + 1, w_in, w, w * self.expansion, (s if j == 0 else 1), dp
                 w_in = w * self.expansion
 
-    def replace(self, **changes) -> "ResNetSpec":
-        return dataclasses.replace(self, **changes)
+    def se_width(self, w_out: int) -> int:
+        """SE width: max(1, int(se_ratio x block output width)) (TF references: SE on the block output)."""
+        return max(1, int(w_out * self.se_ratio))
+
+    def features(self, x):
+        """Keras: stem and bottleneck blocks (the network up to the global pool)."""
+        x = stem(x, self)
+        for i, j, _, w_b, w_out, stride, dp in self.blocks():
+            x = bottleneck(x, self, w_b, w_out, stride, dp, f"s{i}_b{j}")
+        return x
+
+    def features_cx(self, cx, in_channels: int = 3):
+        """The complexity of `features` (a `regnet_tf.counter.Complexity` at the input size, updated)."""
+        stem_cx(cx, self, in_channels)
+        for _, _, w_in, w_b, w_out, stride, _ in self.blocks():
+            bottleneck_cx(cx, self, w_in, w_b, w_out, stride)
+        return cx
+
+    def scaled_by(self, kd: float, kw: float, kg: float) -> "ResNetSpec":
+        """Depths x kd, bottleneck and stem widths x kw (pycls rounding); no groups, so kg does not apply."""
+        return self.replace(ds=tuple(scaling.round_depth(d, kd) for d in self.ds),
+                            ws=tuple(scaling.round_width(w, kw) for w in self.ws),
+                            stem_w=scaling.round_width(self.stem_w, kw))
+
+    def describe(self) -> str:
+        return "\n".join(scaling.stage_line(i, d, w, f"out={w * self.expansion}")
+                         for i, (d, w) in enumerate(zip(self.ds, self.ws)))
+
+
+# ---- Keras stem and block, each followed by its complexity ---- #
+
+
+def stem(x, spec: ResNetSpec):
+    """v0: 7x7 s2 conv. v1 (ResNet-D): 3x3 s2, 3x3, 3x3 convs. Then a 3x3 s2 max pool, or a 3x3 s2 conv (RS)."""
+    k = 7 if spec.stem == "v0" else 3
+    for i, w in enumerate(spec.stem_widths()):
+        x = common.conv_bn_act(x, spec, w, k, "stem_conv" if spec.stem == "v0" else f"stem_conv{i + 1}",
+                               stride=2 if i == 0 else 1)
+    if spec.replace_stem_pool:
+        return common.conv_bn_act(x, spec, spec.stem_w, 3, "stem_pool_conv", stride=2)
+    return layers.MaxPool2D(3, 2, name="stem_pool")(x)
+
+
+def stem_cx(cx, spec: ResNetSpec, w_in: int = 3):
+    for i, w_out in enumerate(spec.stem_widths()):
+        conv_bn_cx(cx, w_in, w_out, 7 if spec.stem == "v0" else 3, stride=2 if i == 0 else 1)
+        w_in = w_out
+    if spec.replace_stem_pool:
+        return conv_bn_cx(cx, w_in, spec.stem_w, 3, stride=2)
+    return pool2d_cx(cx, w_in, 3, stride=2)
+
+
+def bottleneck(x, spec: ResNetSpec, w_b, w_out, stride, drop_path, name):
+    """1x1 -> 3x3 (stride) -> 1x1 (BN, zero gamma) -> [SE, ReLU inside] -> [stochastic depth] -> add -> act.
+
+    Projection shortcut when the shape changes: 1x1 conv (stride) + BN, or with ``resnetd_shortcut`` on strided
+    blocks a 2x2 s2 average pool, then 1x1 conv + BN (ResNet-D).
+    """
+    w_in = x.shape[-1]
+    f = common.conv_bn_act(x, spec, w_b, 1, f"{name}_a")
+    f = common.conv_bn_act(f, spec, w_b, 3, f"{name}_b", stride=stride)
+    f = common.conv_bn_act(f, spec, w_out, 1, f"{name}_c", activation=False, zero_gamma=spec.zero_init_last_bn)
+    if spec.se_ratio:  # the TF references keep ReLU inside SE even when the block uses swish
+        f = common.squeeze_excite(f, spec, spec.se_width(w_out), f"{name}_se", activation="relu")
+    if drop_path:
+        f = common.drop_path(f, drop_path, name)
+    if w_in != w_out or stride != 1:
+        if spec.resnetd_shortcut and stride != 1:
+            x = keras.layers.AveragePooling2D(2, stride, padding="same", name=f"{name}_proj_pool")(x)
+            x = common.conv_bn_act(x, spec, w_out, 1, f"{name}_proj", activation=False)
+        else:
+            x = common.conv_bn_act(x, spec, w_out, 1, f"{name}_proj", stride=stride, activation=False)
+    x = keras.layers.Add(name=f"{name}_add")([x, f])
+    return common.act(x, spec, f"{name}_out")
+
+
+def bottleneck_cx(cx, spec: ResNetSpec, w_in, w_b, w_out, stride):
+    if w_in != w_out or stride != 1:  # projection shortcut (parallel branch)
+        h, w = cx.h, cx.w
+        if spec.resnetd_shortcut and stride != 1:
+            pool2d_cx(cx, w_in, 2, stride=stride)  # 2x2 s2 average pool (acts counted like a max pool)
+            conv_bn_cx(cx, w_in, w_out, 1)
+        else:
+            conv_bn_cx(cx, w_in, w_out, 1, stride=stride)
+        cx.h, cx.w = h, w
+    conv_bn_cx(cx, w_in, w_b, 1)
+    conv_bn_cx(cx, w_b, w_b, 3, stride=stride)
+    conv_bn_cx(cx, w_b, w_out, 1)
+    if spec.se_ratio:
+        se_cx(cx, w_out, spec.se_width(w_out))
+    return cx
 
 
 # ---- The zoo ---- #

@@ -8,7 +8,7 @@
 
 Signatures (B: any batch size, including 0):
 
-    serving_default        image_bytes  string [B]           encoded JPEG / PNG / GIF / BMP / WebP, any size
+    serving_default        image_bytes  string [B]           encoded JPEG / PNG / GIF / BMP / WebP / JPEG XL
     serving_image_tensor   images       uint8  [B, H, W, 3]  decoded RGB pixels, one size per batch
 
     outputs of both: logits         float32 [B, K]
@@ -25,8 +25,9 @@ Choices:
   on the eval pipeline's image of the same file. (In "crop_fraction" mode a JPEG's bytes decode only the crop
   window, `decode_and_crop_jpeg`, whose pixels near the window edges can differ by a few levels from a full
   decode's: `serving_image_tensor` on fully decoded JPEG pixels is close to, not bit-equal to, `serving_default`.)
-- Bad input fails the request with InvalidArgumentError. Bytes in no known image format fail with
-  "image_bytes[i] could not be decoded: not a JPEG, PNG, GIF, BMP or WebP image (n bytes)"; a corrupt or truncated
+- Bad input fails the request with InvalidArgumentError. Bytes in none of the formats `tf.io.decode_image` reads
+  (`regnet_tf.data.format.IMAGE_FORMATS`, the table the TFRecord writer uses too) fail with "image_bytes[i] could
+  not be decoded: not a JPEG, PNG, GIF, BMP, WebP or JPEG XL image (n bytes)"; a corrupt or truncated
   file of a known format fails in TensorFlow's decoder ("Invalid JPEG data ...", "Invalid PNG data ..."), at a
   node of the name scope `decode_image_bytes`.
 - Mixed precision: the model computes under its own policy; every output is float32.
@@ -40,9 +41,9 @@ Choices:
   Keras model object (as `keras.Model.export`): TF1-style loaders (TF Serving, `saved_model_cli run`) cannot find
   the variables of a SavedModel whose object graph holds a Keras 3 model.
 - `label_map` (a label_map.txt, or {class index: name}) must name each class 0..K-1 exactly once. It is stored as
-  the asset `assets/label_map.txt` in the format of `records.folder_to_tfrecords` (one `<stored label> <class
-  name>` line per class, in class order, stored label = class index - `label_offset`), from which a hash table
-  (initialized when the model is loaded) gives `top_k_names`.
+  the asset `assets/label_map.txt` in the one label-map format (`regnet_tf.data.format`: one `<stored label>
+  <class name>` line per class, in class order, stored label = class index - `label_offset`), from which a hash
+  table (initialized when the model is loaded) gives `top_k_names`.
 - Atomic: the SavedModel is written into a hidden sibling directory (`.1.tmp-<random>`; TF Serving loads only
   numeric version directories), then renamed to `export_dir` (local file systems), so a crash never leaves a
   half-written version. A non-empty `export_dir` is refused unless ``overwrite=True``, which moves the old
@@ -63,22 +64,23 @@ import keras
 import tensorflow as tf
 
 from regnet_tf.data import preprocess
+from regnet_tf.data.config import eval_short_side
+from regnet_tf.data.format import (LABEL_MAP, LABEL_OFFSET, MEAN_RGB, NOT_AN_IMAGE, STD_RGB, check_label_names,
+                                   has_image_signature, label_map_file, read_label_map, stored_label,
+                                   write_label_map)
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGE_TENSOR = "serving_image_tensor"
 INPUT_BYTES = "image_bytes"
 INPUT_IMAGES = "images"
 TOP_K = 5
-LABEL_MAP_ASSET = "label_map.txt"
+LABEL_MAP_ASSET = LABEL_MAP
 METADATA_FILE = os.path.join("assets.extra", "regnet_tf.json")
-# (offset, signature) of the formats `tf.io.decode_image` reads (as `eval_image`)
-_MAGIC = ((0, b"\xff\xd8\xff"), (0, b"\x89PNG\r\n\x1a\n"), (0, b"GIF8"), (0, b"BM"), (8, b"WEBP"),
-          (0, b"\xff\x0a"), (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n"))
 
 
 def export_saved_model(model, export_dir, *, image_size, eval_mode="crop_fraction",
                        crop_fraction=preprocess.CENTER_CROP_FRACTION, short_side=None, resize_method="bilinear",
-                       label_map=None, label_offset=-1, metadata=None, overwrite=False):
+                       label_map=None, label_offset=LABEL_OFFSET, metadata=None, overwrite=False):
     """Writes `model` as a TF Serving SavedModel into `export_dir` (a version directory, e.g. `.../1`).
 
     See the module docstring for the signatures. `eval_mode`, `crop_fraction`, `short_side` and `resize_method`
@@ -96,7 +98,7 @@ def export_saved_model(model, export_dir, *, image_size, eval_mode="crop_fractio
     os.makedirs(staging)  # not mkdtemp: its mode 0700 would hide the export from a TF Serving of another user
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            label_file = None if names is None else _write_label_map(names, label_offset, scratch)
+            label_file = None if names is None else write_label_map(scratch, names, label_offset)
             module, signatures = serving_module(model, config, label_file)
             tf.saved_model.save(module, staging, signatures=signatures)
         _write_json(os.path.join(staging, METADATA_FILE), info)
@@ -162,20 +164,17 @@ class _Server:
         return outputs
 
     def names(self, classes):
-        stored = tf.cast(classes, tf.int64) - self.config["label_offset"]
+        stored = stored_label(tf.cast(classes, tf.int64), self.config["label_offset"])
         lines = self.labels.lookup(stored)  # "<stored label> <name>"
         return tf.strings.regex_replace(lines, "^[^ ]* ", "", replace_global=False)
 
 
 def _checked_image_bytes(encoded, index):
-    """`encoded`, after an assertion that it starts like an image file `tf.io.decode_image` reads."""
-    head = tf.strings.join([tf.strings.substr(encoded, 0, 16), b"\0" * 16])  # >= 16 bytes: substr never fails
-    known = tf.reduce_any(tf.stack([tf.equal(tf.strings.substr(head, pos, len(magic)), magic)
-                                    for pos, magic in _MAGIC]))
-    message = tf.strings.format(
-        INPUT_BYTES + "[{}] could not be decoded: not a JPEG, PNG, GIF, BMP or WebP image ({} bytes)",
-        (index, tf.strings.length(encoded)))
-    check = tf.debugging.Assert(known, [message], name="check_image_format")
+    """`encoded`, after an assertion that it starts like an image file `tf.io.decode_image` reads
+    (`regnet_tf.data.format.IMAGE_FORMATS`)."""
+    message = tf.strings.format(INPUT_BYTES + "[{}] could not be decoded: " + NOT_AN_IMAGE + " ({} bytes)",
+                                (index, tf.strings.length(encoded)))
+    check = tf.debugging.Assert(has_image_signature(encoded), [message], name="check_image_format")
     with tf.control_dependencies([check]):
         return tf.identity(encoded)
 
@@ -229,9 +228,7 @@ def _eval_config(model, image_size, eval_mode, crop_fraction, short_side, resize
     if not 0.0 < crop_fraction <= 1.0:
         raise ValueError(f"crop_fraction must be in (0, 1]; got {crop_fraction}")
     if eval_mode == "resize_short":
-        short_side = short_side or round(image_size / preprocess.CENTER_CROP_FRACTION)
-        if short_side < image_size:
-            raise ValueError(f"short_side={short_side} must be >= image_size={image_size}")
+        short_side = eval_short_side(image_size, short_side)
     if any(isinstance(layer, keras.layers.Normalization) for layer in model.layers):
         raise ValueError("the model normalizes its input itself (include_preprocessing=True?); the export feeds it "
                          "ImageNet mean/std-normalized images: build it without include_preprocessing")
@@ -252,47 +249,15 @@ def _label_names(label_map, label_offset, num_classes):
     if isinstance(label_map, dict):
         names, source = {int(k): str(v) for k, v in label_map.items()}, "the label_map dict"
     else:
-        path = os.fspath(label_map)
-        if os.path.isdir(path):
-            path = os.path.join(path, LABEL_MAP_ASSET)
-        names, source = _read_label_file(path, label_offset), f"{path} (with label_offset={label_offset})"
+        path = label_map_file(label_map)
+        names, source = read_label_map(path, label_offset), f"{path} (with label_offset={label_offset})"
     expected = set(range(num_classes))
     if set(names) != expected:
         missing, extra = sorted(expected - set(names)), sorted(set(names) - expected)
         raise ValueError(f"{source} must name every class 0..{num_classes - 1} of the model exactly once; "
                          f"missing class indices {missing[:10]}, unknown class indices {extra[:10]}")
-    bad = [k for k, name in names.items() if not name or "\n" in name or "\r" in name]
-    if bad:
-        raise ValueError(f"{source}: class names must be non-empty single lines; bad classes {bad[:10]}")
+    check_label_names(names, source)
     return [names[k] for k in range(num_classes)]
-
-
-def _read_label_file(path, label_offset):
-    """{class index: name} from `<stored label> <name>` lines (as `records.read_label_map`)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"label map {path!r} does not exist")
-    names = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            stored, _, name = line.partition(" ")
-            try:
-                index = int(stored) + label_offset
-            except ValueError:
-                raise ValueError(f"{path}:{number}: expected '<stored label> <class name>'; got {line!r}") from None
-            if index in names:
-                raise ValueError(f"{path}:{number}: stored label {stored} appears twice")
-            names[index] = name
-    return names
-
-
-def _write_label_map(names, label_offset, directory):
-    path = os.path.join(directory, LABEL_MAP_ASSET)
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(f"{k - label_offset} {name}\n" for k, name in enumerate(names))
-    return path
 
 
 def _metadata(model, config, has_labels, label_offset, metadata):
@@ -334,7 +299,7 @@ def _preprocessing_info(config):
         info["crop_fraction"] = config["crop_fraction"]
     else:
         info["short_side"] = config["short_side"]
-    info["normalization"] = {"mean_rgb": list(preprocess.MEAN_RGB), "std_rgb": list(preprocess.STD_RGB)}
+    info["normalization"] = {"mean_rgb": list(MEAN_RGB), "std_rgb": list(STD_RGB)}
     return info
 
 

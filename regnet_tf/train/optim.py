@@ -19,6 +19,8 @@ import math
 import keras
 import tensorflow as tf
 
+from regnet_tf.data.mixup import to_soft_labels
+
 KERNEL_NAMES = ("kernel", "depthwise_kernel")
 
 
@@ -80,14 +82,10 @@ def make_optimizer(config, learning_rate, model, loss_scale=False):
 
 
 def cross_entropy(labels, logits, num_classes, label_smoothing=0.0):
-    """Per-example softmax cross-entropy in float32; `labels` class ids [B] or soft labels [B, K]."""
-    logits = tf.cast(logits, tf.float32)
-    if labels.dtype.is_integer:
-        labels = tf.one_hot(tf.reshape(labels, [-1]), num_classes, dtype=tf.float32)
-    labels = tf.cast(labels, tf.float32)
-    if label_smoothing:
-        labels = labels * (1.0 - label_smoothing) + label_smoothing / num_classes
-    return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    """Per-example softmax cross-entropy in float32; `labels` class ids [B] or soft labels [B, K], smoothed as
+    `regnet_tf.data.mixup.to_soft_labels` does: y (1 - ls) + ls / K."""
+    labels = to_soft_labels(labels, num_classes, label_smoothing)
+    return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(logits, tf.float32))
 
 
 def topk_correct(labels, logits, k):

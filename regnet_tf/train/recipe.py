@@ -4,12 +4,19 @@
     r.model.name, r.data.image_size, r.schedule.base_lr, r.ema.decay          # typed fields
     spec = r.spec()                                                           # the model spec it trains
 
+The model is a registered one (`model.name`, e.g. regnety_016, whose fields `model.spec` changes) or a spec of one
+kind built from `model.spec` alone (`model.kind`: anynet, regnet, resnet, efficientnet; e.g. a sampled AnyNet).
+Two data values may be left to the model (`DERIVED`): `data.image_size: model` is the registered resolution of
+`model.name`, `data.randaug_magnitude: model` the RandAugment magnitude its family's rule gives at the recipe's
+image size (`ModelEntry.randaug_magnitude`, registered by the family: EfficientNet-RS's section 7.2 rule). The
+loaded recipe holds the numbers.
+
 A recipe file is YAML with the sections of `Recipe` (model, data, optimizer, schedule, regularization, ema, train,
 runtime) plus `description`, `paper_top1` and `paper_ref`. `base: <recipe name or relative path>` inherits another
 file: sections merge key by key, the child wins. Files whose name starts with `_` are bases, not listed as
 recipes. Recipe names are file names without `.yaml`, unique under `recipes/` (subdirectories only group them).
 Every key is checked: an unknown section or key, a value of the wrong type or an unknown recipe name is a
-ValueError that lists the valid choices.
+ValueError that lists the valid choices. No TensorFlow here: parsing a recipe is pure Python.
 """
 
 from __future__ import annotations
@@ -19,31 +26,43 @@ import difflib
 import os
 import types
 import typing
-from typing import Any, Dict, List, Optional
+import warnings
+from typing import Any, Dict, Optional
 
 import yaml
 
-from regnet_tf.data.sources import DataConfig
+from regnet_tf.data.config import DataConfig
+from regnet_tf.models.registry import get_entry, get_spec, list_models, spec_kinds
+# re-exported: recipe.list_recipes(), recipe.apply_overrides(...) (the files side lives in recipe_files)
+from regnet_tf.train.recipe_files import (apply_overrides, list_recipes, merge, read_raw,  # noqa: F401
+                                          recipe_path, recipes_dir)
+
+# The runtime choices: the recipe's runtime keys, and the launcher's --strategy (which `train.distribute` builds),
+# here so that the command line reads them without importing TensorFlow.
+STRATEGIES = ("auto", "cpu", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("auto", "none", "float32", "bfloat16", "float16")  # auto: bfloat16 on TPU, float16 on GPU, else 32
+XLA_MODES = ("auto", "on", "off")
+DERIVED = "model"  # the value of a data key that the model decides (image_size, randaug_magnitude)
 
 # ---------------------------------------------------------------------------------------------------- schema
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    # a registry name (regnet_tf.list_models()), e.g. regnety_016, resnet_rs_152, whose spec `spec` modifies; or a
-    # spec type (anynet, regnet, resnet, efficientnet) built from `spec` alone, e.g. a sampled AnyNet
+    """`name`: a registry name (regnet_tf.list_models()), whose registered spec `spec` modifies; or `kind`: a spec
+    kind (regnet_tf.models.registry.spec_kinds()) built from `spec` alone. One of the two."""
+
     name: str = ""
+    kind: str = ""
     spec: Dict[str, Any] = dataclasses.field(default_factory=dict)  # spec fields, e.g. {se_ratio: 0.25}
 
-
-def spec_types():
-    """{model.name: spec class} of the names that build a spec from `model.spec` alone."""
-    from regnet_tf.models.anynet import AnyNetSpec
-    from regnet_tf.models.efficientnet import EffNetSpec
-    from regnet_tf.models.regnet import RegNetSpec
-    from regnet_tf.models.resnet import ResNetSpec
-
-    return {"anynet": AnyNetSpec, "regnet": RegNetSpec, "resnet": ResNetSpec, "efficientnet": EffNetSpec}
+    def __post_init__(self):
+        if self.name in spec_kinds() and not self.kind:  # recipes written before model.kind existed
+            warnings.warn(f"model.name: {self.name} names a spec kind, not a registered model; write "
+                          f"`model: {{kind: {self.name}, spec: ...}}` (read as model.kind={self.name})", FutureWarning,
+                          stacklevel=2)
+            object.__setattr__(self, "kind", self.name)
+            object.__setattr__(self, "name", "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,35 +143,30 @@ class Recipe:
 
     # ---- what the recipe trains
     def spec(self):
-        """The model spec: the registered spec of `model.name` with `model.spec` and the regularization applied."""
-        from regnet_tf.models.registry import get_spec, resolve
-
+        """The model spec: `model.kind` built from `model.spec` (resolved), or the registered spec of `model.name`
+        with `model.spec` applied; the regularization's dropout / drop_path_rate when set."""
         changes = dict(self.model.spec)
         for key in ("dropout", "drop_path_rate"):
             if getattr(self.regularization, key) is not None:
                 changes[key] = getattr(self.regularization, key)
-        types = spec_types()
-        if self.model.name in types:
-            cls = types[self.model.name]
-            unknown = sorted(set(changes) - _field_names(cls))
-            if unknown:
-                raise ValueError(f"recipe {self.name!r}: {cls.__name__} has no field(s) {unknown}; valid: "
-                                 f"{sorted(_field_names(cls))}")
+        if self.model.kind:
+            cls = spec_kinds()[self.model.kind]
+            _check_fields(self.name, cls, changes, f"model.kind {self.model.kind!r}")
             try:
-                return resolve(cls(**changes))
+                return cls(**changes).resolved()
             except TypeError as e:  # a required field is missing
-                raise ValueError(f"recipe {self.name!r}: model {self.model.name!r} needs model.spec to give "
+                raise ValueError(f"recipe {self.name!r}: model.kind {self.model.kind!r} needs model.spec to give "
                                  f"every required field of {cls.__name__} ({e})") from e
+        if not self.model.name:
+            raise ValueError(f"recipe {self.name!r} names no model: set model.name (a registered model, "
+                             "regnet_tf.list_models()) or model.kind (a spec kind built from model.spec)")
         spec = get_spec(self.model.name)
         direct = {k: v for k, v in changes.items() if k in _field_names(spec)}
         spec = spec.replace(**direct) if direct else spec
         rest = {k: v for k, v in changes.items() if k not in direct}
         if rest:  # e.g. bn_momentum of a RegNetSpec lives on its AnyNetSpec
-            spec = resolve(spec)
-            unknown = sorted(set(rest) - _field_names(spec))
-            if unknown:
-                raise ValueError(f"recipe {self.name!r}: {type(spec).__name__} of {self.model.name!r} has no field(s) "
-                                 f"{unknown}; valid: {sorted(_field_names(spec))}")
+            spec = spec.resolved()
+            _check_fields(self.name, spec, rest, repr(self.model.name))
             spec = spec.replace(**rest)
         return spec
 
@@ -177,13 +191,21 @@ _CHOICES = {
     ("optimizer", "name"): ("sgd",),
     ("optimizer", "weight_decay_mode"): ("l2", "decoupled"),
     ("schedule", "name"): ("cosine", "step", "exponential", "constant"),
-    ("runtime", "mixed_precision"): ("auto", "none", "bfloat16", "float16"),
-    ("runtime", "xla"): ("auto", "on", "off"),
+    ("runtime", "mixed_precision"): PRECISIONS,
+    ("runtime", "xla"): XLA_MODES,
 }
 
 
 def _field_names(obj) -> set:
     return {f.name for f in dataclasses.fields(obj)}
+
+
+def _check_fields(recipe_name, spec, changes, what):
+    unknown = sorted(set(changes) - _field_names(spec))
+    if unknown:
+        name = spec.__name__ if isinstance(spec, type) else type(spec).__name__
+        raise ValueError(f"recipe {recipe_name!r}: {name} of {what} has no field(s) {unknown}; valid: "
+                         f"{sorted(_field_names(spec))}")
 
 
 def _section_classes():
@@ -211,16 +233,43 @@ def _validate(r: Recipe):
     for ok, message in checks:
         if not ok:
             raise ValueError(f"recipe {r.name!r}: {message}")
-    if r.model.name in spec_types():
+    m = r.model
+    if m.name and m.kind:
+        raise ValueError(f"recipe {r.name!r}: model.name={m.name!r} and model.kind={m.kind!r}: set one (a registered "
+                         "model whose fields model.spec changes, or a spec kind built from model.spec alone)")
+    if m.kind:
+        if m.kind not in spec_kinds():
+            raise ValueError(f"recipe {r.name!r}: model.kind={m.kind!r} is not a spec kind; valid: "
+                             f"{', '.join(spec_kinds())} (a registered model goes in model.name)")
         r.spec()  # builds the spec: a bad field is an error now, not when training starts
-    elif r.model.name:
-        from regnet_tf.models.registry import get_entry
-
-        get_entry(r.model.name)  # unknown model: lists the valid names
-        bn_momentum = r.model.spec.get("bn_momentum", 0.9)
-        if bn_momentum == 0 and r.ema.decay == 0:
+    elif m.name:
+        get_entry(m.name)  # unknown model: lists the valid names
+        if m.spec.get("bn_momentum", 0.9) == 0 and r.ema.decay == 0:
             raise ValueError(f"recipe {r.name!r}: model.spec.bn_momentum=0 keeps only the last batch's BN statistics; "
                              "it is meant to be used with an EMA of all variables (set ema.decay, e.g. 0.9999)")
+
+
+def derive_data(raw: dict) -> dict:
+    """A raw recipe with its `DERIVED` data values replaced by numbers: `data.image_size: model` -> the registered
+    resolution of model.name; `data.randaug_magnitude: model` -> its family's magnitude rule at data.image_size."""
+    data = raw.get("data") or {}
+    keys = [k for k in ("image_size", "randaug_magnitude") if data.get(k) == DERIVED]
+    if not keys:
+        return raw
+    name = (raw.get("model") or {}).get("name")
+    if not name:
+        raise ValueError(f"data.{keys[0]}: {DERIVED} takes the value from the registered model: it needs model.name")
+    entry, data = get_entry(name), dict(data)
+    if data.get("image_size") == DERIVED:
+        data["image_size"] = entry.resolution
+    if data.get("randaug_magnitude") == DERIVED:
+        if entry.randaug_magnitude is None:
+            with_rule = sorted({get_entry(n).family for n in list_models() if get_entry(n).randaug_magnitude})
+            raise ValueError(f"data.randaug_magnitude: {DERIVED}: the {entry.family} family ({name}) has no "
+                             f"RandAugment magnitude rule (families with one: {', '.join(with_rule)}); give a number")
+        size = _convert(data.get("image_size", DataConfig.image_size), int, "data.image_size")
+        data["randaug_magnitude"] = entry.randaug_magnitude(size)
+    return dict(raw, data=data)
 
 
 def _plain(x):
@@ -229,108 +278,6 @@ def _plain(x):
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
     return x
-
-
-# ------------------------------------------------------------------------------------------- files and names
-
-
-def recipes_dir() -> str:
-    """`$REGNET_TF_RECIPES`, else the repository's `recipes/` (a source checkout), else the installed copy."""
-    env = os.environ.get("REGNET_TF_RECIPES")
-    if env:
-        return env
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    checkout = os.path.join(here, "recipes")
-    if os.path.isdir(checkout):
-        return checkout
-    import importlib.util
-
-    found = importlib.util.find_spec("regnet_tf.recipes")
-    if found and found.submodule_search_locations:
-        return list(found.submodule_search_locations)[0]
-    raise FileNotFoundError("cannot find the recipes directory; set REGNET_TF_RECIPES to the repository's recipes/")
-
-
-def _index(root=None) -> Dict[str, str]:
-    """{recipe name: path} of every recipe file (bases included, their names start with `_`)."""
-    root = root or recipes_dir()
-    index = {}
-    for dirpath, _, files in sorted(os.walk(root)):
-        for f in sorted(files):
-            if f.endswith((".yaml", ".yml")):
-                name = os.path.splitext(f)[0]
-                if name in index:
-                    raise ValueError(f"two recipes are named {name!r}: {index[name]} and {os.path.join(dirpath, f)}")
-                index[name] = os.path.join(dirpath, f)
-    return index
-
-
-def list_recipes(pattern: str = "") -> List[str]:
-    """Recipe names (bases excluded), sorted; `pattern` is a substring filter."""
-    return sorted(n for n in _index() if not n.startswith("_") and pattern in n)
-
-
-def recipe_path(name: str) -> str:
-    """A recipe name, or a path to a YAML file, -> its path."""
-    if name.endswith((".yaml", ".yml")) and os.path.isfile(name):
-        return name
-    index = _index()
-    if name not in index:
-        valid = list_recipes()
-        close = difflib.get_close_matches(name, valid, n=5, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(f"Unknown recipe {name!r}.{hint} Valid recipes ({len(valid)}): {', '.join(valid)} "
-                         f"(python launch/train.py --list_recipes)")
-    return index[name]
-
-
-def read_raw(name: str, _seen=()) -> dict:
-    """The merged YAML dict of a recipe (its bases resolved), before validation."""
-    path = recipe_path(name)
-    if path in _seen:
-        raise ValueError(f"recipe inheritance cycle: {' -> '.join(_seen + (path,))}")
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: a recipe file is a YAML mapping of sections; got {type(raw).__name__}")
-    base = raw.pop("base", None)
-    if base is None:
-        return raw
-    if base.endswith((".yaml", ".yml")) and not os.path.isabs(base):
-        base = os.path.join(os.path.dirname(path), base)
-    return merge(read_raw(base, _seen + (path,)), raw)
-
-
-def merge(base: dict, child: dict) -> dict:
-    """Sections merge key by key (the child wins); `model.spec` merges too; other values are replaced."""
-    out = dict(base)
-    for key, value in child.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ overrides
-
-
-def apply_overrides(raw: dict, overrides) -> dict:
-    """`section.key=value` strings (value parsed as YAML: 2, 1e-4, true, [0.5, 1.0], null) into a raw dict."""
-    raw = merge({}, raw)
-    for item in overrides or ():
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form section.key=value (e.g. train.epochs=2)")
-        path, value = item.split("=", 1)
-        keys = path.strip().split(".")
-        value = yaml.safe_load(value) if value.strip() else ""
-        node = raw
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {k!r} is not a section")
-        node[keys[-1]] = value
-    return raw
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -387,7 +334,8 @@ def _build_section(cls, values, section):
 
 
 def from_dict(raw: dict, name: str = "") -> Recipe:
-    raw = dict(raw)
+    """A validated Recipe from a raw dict (a merged recipe file with its overrides)."""
+    raw = derive_data(dict(raw))
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ValueError(f"unknown recipe section(s) or key(s) {unknown}; valid: {', '.join(SECTIONS)}")
@@ -428,40 +376,4 @@ def diff(a: Recipe, b: Recipe) -> Dict[str, tuple]:
                     out[f"{section}.{key}"] = (va.get(key), vb.get(key))
         elif va != vb:
             out[section] = (va, vb)
-    return out
-
-
-# --------------------------------------------------------------------------------------- command-line shortcuts
-
-DATA_SOURCES = ("demo", "tfrecord", "tfds", "folder")
-
-
-def shortcut_overrides(data=None, data_dir=None, global_batch_size=None, epochs=None, steps=None,
-                       mixed_precision=None):
-    """The launcher's flags as `section.key=value` overrides (applied before the user's `--set`).
-
-    `data="demo"` switches to the built-in demo data: 10 classes and its split sizes (the recipe's image size and
-    schedule stay; shorten them with --set / --epochs). `global_batch_size` scales the learning rate linearly
-    (the recipe's lr is per schedule.base_batch_size).
-    """
-    out = []
-    if data is not None:
-        if data not in DATA_SOURCES:
-            raise ValueError(f"unknown --data {data!r}; valid: {', '.join(DATA_SOURCES)}")
-        out.append(f"data.source={data}")
-        if data == "demo":
-            from regnet_tf.data import demo
-
-            out += [f"data.num_classes={demo.NUM_CLASSES}", f"data.num_train_examples={demo.NUM_TRAIN}",
-                    f"data.num_eval_examples={demo.NUM_VAL}"]
-    if data_dir is not None:
-        out.append(f"data.data_dir={data_dir}")
-    if global_batch_size is not None:
-        out.append(f"train.global_batch_size={int(global_batch_size)}")
-    if epochs is not None:
-        out += [f"train.epochs={float(epochs)}", "train.steps=0"]
-    if steps is not None:
-        out.append(f"train.steps={int(steps)}")
-    if mixed_precision is not None:
-        out.append(f"runtime.mixed_precision={mixed_precision}")
     return out

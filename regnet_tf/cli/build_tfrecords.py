@@ -1,0 +1,40 @@
+"""`regnet-build-tfrecords` / `python launch/build_tfrecords.py`: an image folder -> ImageNet-format TFRecord shards
+and a label map (`regnet_tf.data.records.folder_to_tfrecords`). Usage: see launch/build_tfrecords.py."""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from regnet_tf import cli
+from regnet_tf.data.config import SPLITS  # no TensorFlow at import
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """The command's absl flags (defined when the command runs, not on import)."""
+    flags.DEFINE_string("input", None, "Image folder: <input>/<class name>/<image>.")
+    flags.DEFINE_string("output", None, "Output directory for the shards and label_map.txt.")
+    flags.DEFINE_integer("shards", 8, "Number of shards.")
+    flags.DEFINE_enum("split", SPLITS[0], SPLITS, "Shard name prefix: <split>-00000-of-000NN.")
+    flags.DEFINE_integer("workers", 4, "Parallel writer threads.")
+    flags.mark_flags_as_required(["input", "output"])
+    flags.register_validator("shards", lambda n: n >= 1, "--shards must be positive")
+    flags.register_validator("workers", lambda n: n >= 1, "--workers must be positive")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from regnet_tf.data.records import folder_to_tfrecords
+
+    result = folder_to_tfrecords(FLAGS.input, FLAGS.output, FLAGS.shards, split=FLAGS.split, workers=FLAGS.workers,
+                                 log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"wrote {result['written']} images of {len(result['classes'])} classes into {len(result['files'])} "
+          f"shards in {FLAGS.output} (label map: label_map.txt); skipped {result['skipped']} corrupt images")
+
+
+def run():
+    cli.run(main, define_flags)

@@ -1,0 +1,137 @@
+"""DataConfig: everything the input pipeline needs, as plain data (no TensorFlow: parsing a recipe stays cheap).
+
+    config = DataConfig(data_dir="/data/imagenet")        # ImageNet-format TFRecords, 1000 classes
+    config = DataConfig(source="demo", image_size=64)     # the built-in demo data: 10 classes, 5,000 + 1,000 images
+
+Sizes: `num_classes`, `num_train_examples` and `num_eval_examples` left None are the source's: the demo data's
+(`DEMO`) for source="demo", ImageNet-1k's (`IMAGENET`) for the others. The demo data has exactly 10 classes, so
+another explicit num_classes with source="demo" is an error.
+
+Labels: records store class k as k + 1 (ImageNet's 1..1000). `stored_label_offset` is what the reader adds to a
+stored label: `label_offset` (default -1) for TFRecords, -1 for the demo data (written by us), 0 for TFDS and image
+folders (their labels are class indices already).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+from regnet_tf.data.augment_policies import POLICIES
+from regnet_tf.data.format import LABEL_OFFSET, SPLIT_PATTERNS
+
+SOURCES = ("tfrecord", "tfds", "folder", "demo")
+SPLITS = ("train", "validation")
+DTYPES = ("float32", "bfloat16", "float16")
+RESIZE_METHODS = ("bilinear", "bicubic")
+EVAL_MODES = ("crop_fraction", "resize_short")
+CENTER_CROP_FRACTION = 0.875  # eval: the centered crop's side / the short side (224 of 256)
+AUTOAUGMENT_POLICIES = tuple(sorted(POLICIES))
+
+
+class Sizes(NamedTuple):
+    num_classes: int
+    num_train_examples: int
+    num_eval_examples: int
+
+
+IMAGENET = Sizes(1000, 1_281_167, 50_000)  # ImageNet-1k (ILSVRC2012)
+# The built-in demo data (regnet_tf.data.demo): its classes (shapes and textures) and default split sizes.
+DEMO_CLASSES = ("disk", "square", "triangle", "ring", "cross", "ellipse", "stripes", "checkerboard", "dots", "grid")
+DEMO = Sizes(len(DEMO_CLASSES), 5000, 1000)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Everything the input pipeline needs; frozen (use `dataclasses.replace`). See the module docstring for the
+    size defaults and the label offset."""
+
+    source: str = "tfrecord"  # tfrecord | tfds | folder | demo
+    data_dir: str | None = None  # tfrecord: the shards; tfds: the TFDS data_dir; folder: root; demo: cache dir
+    num_classes: int | None = None  # None: the source's (demo 10, else ImageNet's 1000)
+    num_train_examples: int | None = None  # sets the steps per epoch of training; None: the source's
+    num_eval_examples: int | None = None
+    label_offset: int = LABEL_OFFSET  # added to stored TFRecord labels: ImageNet's 1..1000 -> 0..999 (0: keep them)
+    train_pattern: str = SPLIT_PATTERNS["train"]
+    eval_pattern: str = SPLIT_PATTERNS["validation"]
+    tfds_name: str = "imagenet2012"
+    tfds_manual_dir: str | None = None  # where ILSVRC2012_img_{train,val}.tar are, to prepare the TFDS dataset
+    image_size: int = 224
+    # training augmentation
+    crop_area_range: tuple[float, float] = (0.08, 1.0)
+    crop_aspect_range: tuple[float, float] = (3 / 4, 4 / 3)
+    crop_max_attempts: int = 10
+    hflip: bool = True
+    resize_method: str = "bilinear"  # or "bicubic"
+    randaug_layers: int = 0  # 0: no RandAugment
+    randaug_magnitude: float = 10.0
+    randaug_translate_const: float = 100.0
+    randaug_cutout_const: float = 40.0
+    autoaugment: str = ""  # "" (off) or an AutoAugment policy name ("v0"); exclusive with RandAugment
+    mixup_alpha: float = 0.0  # MixUp / CutMix on batches (both 0: off); labels become soft
+    cutmix_alpha: float = 0.0
+    mix_prob: float = 1.0
+    mix_switch_prob: float = 0.5
+    # evaluation
+    eval_mode: str = "crop_fraction"  # or "resize_short" (pycls: short side -> eval_short_side, center crop)
+    eval_crop_fraction: float = CENTER_CROP_FRACTION
+    eval_short_side: int | None = None  # default round(image_size / 0.875): 256 for 224
+    # output and tf.data
+    dtype: str = "float32"  # or bfloat16, float16
+    normalize: bool = True  # False: uint8 RGB 0-255 out; normalize in the model (include_preprocessing=True)
+    shuffle_buffer: int = 10_000
+    cycle_length: int = 16  # files read in parallel
+    cache: bool = False  # keep the encoded records in memory after the first epoch
+    deterministic: bool = False  # same order and augmentation on every run (seed, or 0)
+    seed: int | None = None
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"DataConfig: source must be one of {SOURCES}; got {self.source!r}")
+        sizes = DEMO if self.source == "demo" else IMAGENET
+        if self.source == "demo" and self.num_classes not in (None, DEMO.num_classes):
+            raise ValueError(f"DataConfig: the demo data has {DEMO.num_classes} classes; got num_classes="
+                             f"{self.num_classes}. Leave num_classes unset (None: the source's) or set "
+                             f"{DEMO.num_classes}; for your own data, set source to tfrecord, folder or tfds")
+        for name, default in sizes._asdict().items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)  # frozen: fill in the source's size once
+        checks = [
+            (self.num_classes >= 1, "num_classes must be >= 1"),
+            (self.num_train_examples >= 1 and self.num_eval_examples >= 1, "num_*_examples must be >= 1"),
+            (self.image_size >= 8, "image_size must be >= 8"),
+            (self.resize_method in RESIZE_METHODS, f"resize_method in {RESIZE_METHODS}"),
+            (self.eval_mode in EVAL_MODES, f"eval_mode must be one of {EVAL_MODES}"),
+            (self.dtype in DTYPES, f"dtype must be one of {DTYPES}"),
+            (0 < self.crop_area_range[0] <= self.crop_area_range[1] <= 1, "crop_area_range within (0, 1]"),
+            (0 < self.crop_aspect_range[0] <= self.crop_aspect_range[1], "crop_aspect_range must be increasing"),
+            (0 < self.eval_crop_fraction <= 1, "eval_crop_fraction within (0, 1]"),
+            (self.randaug_layers >= 0, "randaug_layers must be >= 0"),
+            (not self.autoaugment or self.autoaugment in POLICIES,
+             f"autoaugment must be '' or one of {list(AUTOAUGMENT_POLICIES)}"),
+            (not (self.autoaugment and self.randaug_layers), "choose AutoAugment or RandAugment, not both"),
+            (self.mixup_alpha >= 0 and self.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
+            (self.normalize or not self.mixing, "MixUp/CutMix mix float images: needs normalize=True"),
+            (self.shuffle_buffer >= 1 and self.cycle_length >= 1, "shuffle_buffer and cycle_length must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"DataConfig: {message}; got {self}")
+
+    @property
+    def mixing(self) -> bool:
+        return self.mixup_alpha > 0 or self.cutmix_alpha > 0
+
+    @property
+    def stored_label_offset(self) -> int:
+        """What the reader adds to a stored label to get the class index (see the module docstring)."""
+        return {"tfrecord": self.label_offset, "demo": LABEL_OFFSET}.get(self.source, 0)
+
+
+def eval_short_side(image_size, short_side=None):
+    """The "resize_short" eval mode's short side: `short_side`, by default round(image_size / 0.875) (256 for 224);
+    ValueError if it is below image_size."""
+    short_side = short_side or round(image_size / CENTER_CROP_FRACTION)
+    if short_side < image_size:
+        raise ValueError(f"short_side={short_side} must be >= image_size={image_size}")
+    return short_side

@@ -1,0 +1,64 @@
+"""A finished run from outside the training loop: its recipe, a serving copy of its model, and the evaluation of an
+exported SavedModel through its `serving_default` signature (image bytes in, preprocessing in the graph).
+
+    recipe = load_run("runs/demo", overrides=["data.data_dir=/data"])
+    metrics = evaluate_saved_model("runs/demo/export/390", recipe.data)
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+import yaml
+
+from regnet_tf.train import TrainingError, optim
+from regnet_tf.train import recipe as recipe_lib
+
+
+def load_run(model_dir, overrides=()):
+    """The recipe a model_dir was trained with (model_dir/recipe.yaml), with `overrides` applied."""
+    path = os.path.join(model_dir, "recipe.yaml")
+    if not os.path.exists(path):
+        raise TrainingError(f"{model_dir} holds no recipe.yaml: not a model_dir written by launch/train.py "
+                            "(or the path is wrong)")
+    with open(path, encoding="utf-8") as f:
+        raw = yaml.safe_load(f)
+    return recipe_lib.from_dict(recipe_lib.apply_overrides(raw, overrides), name=raw.get("name", ""))
+
+
+def serving_model(spec, recipe, weights):
+    """A float32 copy of the model (outside any strategy) holding `weights`."""
+    from regnet_tf.applications import build_model
+
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        size = recipe.data.image_size
+        model = build_model(spec, classes=recipe.data.num_classes, input_shape=(size, size, 3),
+                            classifier_activation=None, name=recipe.model.name or None)
+        model.set_weights(weights)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    return model
+
+
+def evaluate_saved_model(export_dir, data_config, split="validation", batch_size=100, steps=0):
+    """Top-1 / top-5 of an exported SavedModel through its `serving_default` signature (image bytes in), i.e. with
+    the preprocessing inside the graph, on a data source's split."""
+    from regnet_tf.data.sources import encoded_dataset
+
+    loaded = tf.saved_model.load(export_dir)
+    serve = loaded.signatures["serving_default"]
+    top1 = top5 = count = 0
+    for i, (encoded, labels) in enumerate(encoded_dataset(data_config, split).batch(batch_size)):
+        if steps and i >= steps:
+            break
+        logits = serve(image_bytes=encoded)["logits"]
+        top1 += float(optim.topk_correct(labels, logits, 1))
+        top5 += float(optim.topk_correct(labels, logits, 5))
+        count += int(labels.shape[0])
+    if not count:
+        raise TrainingError(f"no {split} images found for {data_config.source} data")
+    return {"top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count, "examples": count}
