@@ -100,8 +100,8 @@ def complexity(name_or_spec, resolution=None, classes: int = 1000, in_channels: 
     ``resolution`` defaults to the model's registered resolution (224 for a spec). ``classes=0`` counts the
     network without the classifier.
     """
-    from regnet_tf.models.registry import get_entry, resolve  # (a leaf; here so this module loads first)
+    from regnet_tf.models.registry import default_resolution, resolve  # (a leaf; here so this module loads first)
 
     if resolution is None:
-        resolution = get_entry(name_or_spec).resolution if isinstance(name_or_spec, str) else 224
+        resolution = default_resolution(name_or_spec)
     return count(resolve(name_or_spec), resolution, classes, in_channels).as_dict()

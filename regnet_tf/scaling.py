@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 
-from regnet_tf.models.registry import get_entry, resolve
+from regnet_tf.models.registry import default_resolution, resolve
 
 STRATEGIES = ("d", "w", "r", "dw", "dr", "wr", "dwr", "dWr")
 
@@ -84,7 +84,7 @@ def scale(spec_or_name, factor: float, strategy: str = "dWr", alpha: float = 0.8
     model's registered resolution (224 for a bare spec).
     """
     if resolution is None:
-        resolution = get_entry(spec_or_name).resolution if isinstance(spec_or_name, str) else 224
+        resolution = default_resolution(spec_or_name)
     kd, kw, kg, kr = scaling_factors(strategy, factor, alpha)
     return resolve(spec_or_name).scaled_by(kd, kw, kg), int(round(resolution * kr / 4) * 4)
 

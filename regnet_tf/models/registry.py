@@ -87,6 +87,11 @@ def get_entry(name: str) -> ModelEntry:
     return _MODELS[key]
 
 
+def default_resolution(spec_or_name) -> int:
+    """A registered model's default (training) resolution; 224 for a bare spec."""
+    return get_entry(spec_or_name).resolution if isinstance(spec_or_name, str) else 224
+
+
 def get_spec(name: str):
     """The registered spec of a model (e.g. a `RegNetSpec`)."""
     return get_entry(name).spec
