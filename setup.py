@@ -25,7 +25,8 @@ setup(
     packages=find_packages(include=["regnet_tf", "regnet_tf.*"]) + ["regnet_tf.recipes"],
     # the repository's top-level recipes/ ships inside the package, so `--recipe NAME` works after a plain install
     package_dir={"regnet_tf.recipes": "recipes"},
-    package_data={"regnet_tf.recipes": ["*.yaml", "*/*.yaml"]},
+    package_data={"regnet_tf.recipes": ["*.yaml", "*/*.yaml"], "regnet_tf": ["imagenet_classes.txt"],
+                  "regnet_tf.weights": ["pretrained.json"]},
     install_requires=[
         "tensorflow>=2.18",
         "keras>=3.8",
@@ -39,6 +40,9 @@ setup(
         "test": ["pytest>=7", "pytest-xdist", "pillow"],  # Pillow writes the CMYK JPEG of tests/test_data.py
         # Cross-checks against tf_keras.applications (Keras 2: RegNet, ResNet-RS); tests skip when absent.
         "compare": ["tf-keras"],
+        # Full-size equivalence with timm (tests skip without it) and reading .pth / .pyth checkpoints. CI does not
+        # install it: its equivalence tests run from committed fixtures. torch 2.14.1 installs from the registry here.
+        "timm": ["torch", "timm"],
     },
     # `regnet-train` ... = `python launch/train.py` ...: each launcher is a shim over regnet_tf.cli.<command>
     entry_points={"console_scripts": [
@@ -47,6 +51,7 @@ setup(
         "regnet-export = regnet_tf.cli.export:run",
         "regnet-models = regnet_tf.cli.models:run",
         "regnet-scale = regnet_tf.cli.scale:run",
+        "regnet-convert = regnet_tf.cli.convert:run",
         "regnet-build-tfrecords = regnet_tf.cli.build_tfrecords:run",
         "regnet-benchmark = regnet_tf.cli.benchmark:run",
         "regnet-benchmark-input = regnet_tf.cli.benchmark_input:run",

@@ -3,6 +3,8 @@
     python launch/eval.py --model_dir runs/demo                              # last checkpoint, EMA weights
     python launch/eval.py --saved_model runs/demo/export/390 --data demo     # through serving_default (bytes in)
     python launch/eval.py --model_dir runs/rs152 --data_dir /data/imagenet --split validation
+    python launch/eval.py --model regnety_040 --weights timm/regnety_040.ra3_in1k --data_dir /data/imagenet
+                                               # trained weights, at their own eval size, crop and interpolation
 
 Same as the console script `regnet-eval` (after `pip install -e .`); `--verbose` shows the traceback of an
 error.

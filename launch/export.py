@@ -2,6 +2,8 @@
 
     python launch/export.py --model_dir runs/demo                          # -> runs/demo/export/<step>
     python launch/export.py --model_dir runs/demo --export_dir /models/demo/1
+    python launch/export.py --model resnet_rs_50 --weights imagenet --export_dir /models/rs50/1
+                                           # trained weights, their eval settings and the ImageNet class names
     saved_model_cli show --dir /models/demo/1 --all
 
 Signatures: `serving_default` (image_bytes: string [B] of encoded JPEG/PNG -> logits, probabilities, top-5) and

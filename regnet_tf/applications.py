@@ -6,8 +6,12 @@
 
 Input convention: the models take RGB images normalized with the ImageNet mean and std. `preprocess_input`
 maps RGB values in [0, 255] to that; ``include_preprocessing=True`` puts the same normalization inside the
-model instead, so it takes RGB in [0, 255] directly. No weights are ever downloaded: ``weights`` is None
-(random initialization) or the path of a local weights file (``.weights.h5``, ``.keras`` or a legacy ``.h5``).
+model instead, so it takes RGB in [0, 255] directly. That holds for every weights too: weights converted from
+another library that were trained on another normalization get an ``input_adapter`` layer inside the model.
+
+``weights``: None (random initialization), "imagenet" or a tag of public weights (fetched with
+`keras.utils.get_file` and converted once, `regnet_tf.weights.pretrained`; docs/WEIGHTS.md), or a local file
+(a converted ``.weights.h5``, any ``.weights.h5``, ``.keras`` or legacy ``.h5``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from regnet_tf.data.format import MEAN_RGB, STD_RGB
 from regnet_tf.models import common
 from regnet_tf.models.registry import get_entry, list_models, resolve
+from regnet_tf.weights.core import read_config
 
 # Aliases of the one definition, `regnet_tf.data.format.MEAN_RGB` / `STD_RGB` (0-1 scale).
 IMAGENET_MEAN_RGB = MEAN_RGB
@@ -49,9 +54,11 @@ def preprocess_input(x, data_format=None):
 
 
 def decode_predictions(preds, top=5):
-    raise NotImplementedError(
-        "regnet_tf bundles no ImageNet class index (nothing is downloaded); map class ids with your own labels"
-    )
+    """ImageNet-1k class ids -> [(synset id, class name, score), ...] per sample, best first (Keras's semantics);
+    ``preds`` has shape (samples, 1000). The class names are bundled (regnet_tf/imagenet_classes.txt)."""
+    from regnet_tf.imagenet import decode_predictions as decode
+
+    return decode(preds, top=top)
 
 
 def _input_shape(input_shape, default_size, include_top, weights):
@@ -71,28 +78,58 @@ def _input_shape(input_shape, default_size, include_top, weights):
     return input_shape
 
 
-def _check_weights(weights, include_top, classes):
+def resolve_weights(model, weights):
+    """``weights`` of a factory -> (local file or None, its WeightsConfig or None).
+
+    None: random initialization. A local file: a converted ``.weights.h5`` (it carries its WeightsConfig), or any
+    Keras weights file. "imagenet" or a tag such as "timm/regnety_040.ra3_in1k": the public weights of a registered
+    model, fetched with ``keras.utils.get_file`` and converted once (`regnet_tf.weights.pretrained`).
+    """
     if weights is None:
-        return
-    if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
-        hint = (" regnet_tf downloads nothing and ships no pretrained weights;" if weights == "imagenet" else "")
-        raise ValueError(
-            f"The `weights` argument should be either `None` (random initialization) or the path to a local weights"
-            f" file (.weights.h5, .keras or .h5).{hint} Received: weights={weights!r}"
-        )
-    if include_top and classes != 1000:
-        raise ValueError(
-            f"If loading `weights` from a file with `include_top=True`, `classes` should be 1000 (the ImageNet head"
-            f" the file holds). Received: classes={classes}. Use include_top=False and add your own classifier."
-        )
+        return None, None
+    if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
+        return os.fspath(weights), read_config(weights)
+    if isinstance(weights, str) and not weights.endswith((".h5", ".keras")):
+        if not isinstance(model, str):
+            raise ValueError(f"weights={weights!r} needs a registered model name, not a spec: public weights are per "
+                             "model (regnet_tf.weights.pretrained.tags(name) lists them)")
+        from regnet_tf.weights import pretrained
+
+        return pretrained.weights_file(model, weights)
+    if isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"no such weights file: {os.fspath(weights)}")
+    raise ValueError(
+        "The `weights` argument should be either `None` (random initialization), `imagenet` (pre-training on "
+        "ImageNet), a tag of public weights (e.g. 'timm/regnety_040.ra3_in1k'; regnet_tf.weights.pretrained.tags(name)"
+        f" lists them) or the path to a local weights file (.weights.h5, .keras or .h5). Received: weights={weights!r}"
+    )
+
+
+def _load_converted(model, path, config, spec):
+    """Loads a converted ``.weights.h5`` into ``model`` (any top, pooling or input shape): through a reference
+    model with the file's own head, copied layer by layer."""
+    from regnet_tf.weights import build
+
+    reference = build(spec, config)
+    reference.load_weights(path)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        try:
+            source = reference.get_layer(layer.name)
+        except ValueError:
+            raise ValueError(f"layer {layer.name!r} of {model.name} is not in the weights {path}") from None
+        layer.set_weights(source.get_weights())
 
 
 def build_model(model, include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
                 classes=1000, classifier_activation="softmax", name=None, include_preprocessing=False):
     """Builds a registered model (by name) or any spec (RegNet, AnyNet, ResNet, EffNet) as a Keras functional model.
 
-    Arguments as `keras.applications`; ``pooling`` ("avg" or "max") applies when ``include_top=False``. The spec
-    builds its own features (``spec.features``, in its family module); the classifier is shared.
+    Arguments as `keras.applications`; ``pooling`` ("avg" or "max") applies when ``include_top=False``. ``weights``:
+    None, "imagenet", a tag of public weights or a local file (`resolve_weights`). Weights converted from another
+    library carry what they need (their padding convention, BN epsilon, an input adapter when they were trained on
+    another normalization): the model still takes what `preprocess_input` gives.
     """
     if isinstance(model, str):
         entry = get_entry(model)
@@ -104,7 +141,24 @@ def build_model(model, include_top=True, weights=None, input_tensor=None, input_
         raise ValueError(f"`pooling` must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
     if include_top and (not isinstance(classes, int) or classes < 1):
         raise ValueError(f"`classes` must be a positive integer with include_top=True. Received: classes={classes}")
-    _check_weights(weights, include_top, classes)
+    path, config = resolve_weights(model, weights)
+    if config is not None:
+        if config.model and isinstance(model, str) and config.model != default_name:
+            raise ValueError(f"the weights {path} are for {config.model}, not {default_name}: build "
+                             f"build_model({config.model!r}, weights=...) instead")
+        if include_top and classes != config.classes:
+            raise ValueError(f"With `include_top=True` these weights need `classes={config.classes}` (their "
+                             f"classifier). Received: classes={classes}. Use include_top=False and add your own.")
+        if classifier_activation not in (None, "softmax"):
+            raise ValueError("Only `None` and `softmax` activations are allowed for the `classifier_activation` "
+                             f"argument when loading pretrained weights. Received: {classifier_activation!r}")
+        spec = spec.replace(**config.spec)
+        default_size = config.input_size
+    elif path is not None and include_top and classes != 1000:
+        raise ValueError(
+            f"If loading `weights` from a file with `include_top=True`, `classes` should be 1000 (the ImageNet head"
+            f" the file holds). Received: classes={classes}. Use include_top=False and add your own classifier."
+        )
 
     if input_tensor is None:
         inputs = img_input = keras.Input(shape=_input_shape(input_shape, default_size, include_top, weights))
@@ -118,21 +172,15 @@ def build_model(model, include_top=True, weights=None, input_tensor=None, input_
         img_input = input_tensor
         inputs = keras.utils.get_source_inputs(input_tensor)
 
-    x = img_input
-    if include_preprocessing:
-        x = keras.layers.Normalization(mean=_MEAN_255.tolist(), variance=(_STD_255**2).tolist(), name="preprocess")(x)
-    x = spec.features(x)
-    if include_top:
-        x = common.classifier(x, spec, classes, classifier_activation)
-    elif pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
-
-    model = keras.Model(inputs, x, name=name or default_name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    model_ = common.keras_model(
+        spec, inputs, img_input, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name or default_name,
+        include_preprocessing=include_preprocessing, input_adapter=config.input_adapter() if config else None)
+    if config is not None:
+        _load_converted(model_, path, config, spec)
+    elif path is not None:
+        model_.load_weights(path)
+    return model_
 
 
 _DOC = """Builds {paper_name} ({name}, default resolution {resolution} px) as a Keras model.
@@ -141,7 +189,8 @@ Source of the configuration: {source}.
 
 Args:
     include_top: whether to include the pooling + dense classifier.
-    weights: None (random init, pycls initialization) or the path of a local weights file. Nothing is downloaded.
+    weights: None (random init, pycls initialization), "imagenet" or a tag of public weights (downloaded once into
+        the Keras cache and converted; docs/WEIGHTS.md lists them), or the path of a local weights file.
     input_tensor: optional Keras tensor (e.g. the output of `keras.Input` or of preceding layers) to use as input.
     input_shape: optional (height, width, channels); defaults to ({resolution}, {resolution}, 3) with the top and
         (None, None, 3) without it. Height and width may be None (any size >= 32).

@@ -9,6 +9,8 @@ import warnings
 import keras
 import tensorflow as tf
 
+from regnet_tf.models.registry import PADDINGS, check_padding  # noqa: F401 - the padding conventions
+
 # pycls init: conv kernels ~ N(0, sqrt(2 / fan_out)), fan_out = k * k * C_out (groups ignored, as Keras does).
 CONV_INIT = {"class_name": "VarianceScaling",
              "config": {"scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal"}}
@@ -19,9 +21,10 @@ DENSE_INIT = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 0.
 class Conv2D(keras.layers.Conv2D):
     """2D convolution with symmetric zero padding of (k - 1) // 2 * dilation and a fast grouped path.
 
-    - Padding is symmetric on both sides for every stride (as PyTorch/pycls/timm and the TF1 ResNet
+    - ``padding="symmetric"`` (default) pads both sides for every stride (as PyTorch/pycls/timm and the TF1 ResNet
       ``fixed_padding``), so the output size is (h - 1) // s + 1 for odd k, and weights trained with symmetric
-      padding reproduce exactly. Keras ``padding="same"`` pads (0, 1) for stride 2 on even inputs instead.
+      padding reproduce exactly. ``padding="tf_same"`` is TensorFlow's "SAME" (same output size; for stride 2 on
+      even inputs it pads (0, 1) instead of (1, 1)), for weights trained that way (see `PADDINGS`).
     - Grouped convolutions call ``tf.nn.conv2d`` with a (k, k, C_in / groups, C_out) filter, which TensorFlow
       runs natively. Keras 3's own ``Conv2D(groups > 1)`` wraps the op in ``tf.function(jit_compile=True)``,
       whose CPU gradient is about 19x slower (see docs/DEVIATIONS.md). Same kernel layout and weight names
@@ -32,13 +35,12 @@ class Conv2D(keras.layers.Conv2D):
 
     def __init__(self, filters, kernel_size, strides=1, padding="symmetric", groups=1, use_bias=False,
                  kernel_initializer=CONV_INIT, **kwargs):
-        if padding != "symmetric":
-            raise ValueError(f"regnet_tf Conv2D always pads symmetrically; got padding={padding!r}")
         if kwargs.pop("data_format", "channels_last") not in (None, "channels_last"):
             raise ValueError("regnet_tf Conv2D supports data_format='channels_last' only")
         super().__init__(filters, kernel_size, strides=strides, padding="valid", groups=groups,
                          use_bias=use_bias, kernel_initializer=kernel_initializer,
                          data_format="channels_last", **kwargs)
+        self.pad_mode = check_padding(padding)
         k, d = self.kernel_size, self.dilation_rate
         self.pads = tuple((k_ - 1) // 2 * d_ for k_, d_ in zip(k, d))
 
@@ -49,8 +51,8 @@ class Conv2D(keras.layers.Conv2D):
         kernel = tf.cast(kernel, inputs.dtype)
         ph, pw = self.pads
         odd = all(k % 2 for k in self.kernel_size)
-        if self.strides == (1, 1) and odd:
-            padding = "SAME"  # symmetric for odd kernels at stride 1
+        if self.pad_mode == "tf_same" or (self.strides == (1, 1) and odd):
+            padding = "SAME"  # TF's own rule; symmetric for odd kernels at stride 1
         else:
             # tf.pad + VALID rather than explicit conv padding: TF has no CPU gradient for grouped convs with
             # explicit padding.
@@ -73,11 +75,13 @@ class Conv2D(keras.layers.Conv2D):
             if n is not None:
                 k = (self.kernel_size[i] - 1) * self.dilation_rate[i] + 1
                 out[1 + i] = (n + 2 * self.pads[i] - k) // self.strides[i] + 1
+                if self.pad_mode == "tf_same":
+                    out[1 + i] = -(-n // self.strides[i])
         return tuple(out)
 
     def get_config(self):
         config = super().get_config()
-        config["padding"] = "symmetric"
+        config["padding"] = self.pad_mode
         config.pop("data_format", None)
         return config
 
@@ -158,13 +162,17 @@ def se_bias_init(fan_in: int):
 
 @keras.saving.register_keras_serializable(package="regnet_tf")
 class MaxPool2D(keras.layers.Layer):
-    """k x k max pool with stride s and symmetric padding (k - 1) // 2 (PyTorch ``MaxPool2d(k, s, k // 2)``)."""
+    """k x k max pool with stride s and symmetric padding (k - 1) // 2 (PyTorch ``MaxPool2d(k, s, k // 2)``), or
+    TensorFlow's "SAME" with ``padding="tf_same"``."""
 
-    def __init__(self, pool_size=3, strides=2, **kwargs):
+    def __init__(self, pool_size=3, strides=2, padding="symmetric", **kwargs):
         super().__init__(**kwargs)
         self.pool_size, self.strides = int(pool_size), int(strides)
+        self.padding = check_padding(padding)
 
     def call(self, x):
+        if self.padding == "tf_same":
+            return tf.nn.max_pool2d(x, self.pool_size, self.strides, "SAME")
         p = (self.pool_size - 1) // 2
         if p:
             x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], constant_values=x.dtype.min)
@@ -173,28 +181,31 @@ class MaxPool2D(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         p = (self.pool_size - 1) // 2
         size = lambda n: None if n is None else (n + 2 * p - self.pool_size) // self.strides + 1  # noqa: E731
+        if self.padding == "tf_same":
+            size = lambda n: None if n is None else -(-n // self.strides)  # noqa: E731
         return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
 
 
 @keras.saving.register_keras_serializable(package="regnet_tf")
 class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
-    """Depthwise convolution with symmetric zero padding (k - 1) // 2 (as PyTorch, pycls and timm EfficientNets).
-
-    Keras's EfficientNet pads strided depthwise convs asymmetrically (the TF-"SAME" layout of the original TF
-    weights); the output size is the same. Channels-last only; same weights and config keys as Keras's layer.
+    """Depthwise convolution with symmetric zero padding (k - 1) // 2 (as PyTorch, pycls and timm EfficientNets),
+    or TensorFlow's "SAME" with ``padding="tf_same"`` (Keras's EfficientNet and its TF-trained weights: the same
+    output size, the extra row and column after). Channels-last only; same weights as Keras's layer.
     """
 
     def __init__(self, kernel_size, strides=1, padding="symmetric", use_bias=False, depthwise_initializer=CONV_INIT,
                  **kwargs):
-        if padding != "symmetric":
-            raise ValueError(f"regnet_tf DepthwiseConv2D always pads symmetrically; got padding={padding!r}")
         kwargs.pop("data_format", None)
-        super().__init__(kernel_size, strides=strides, padding="valid", use_bias=use_bias,
-                         depthwise_initializer=depthwise_initializer, data_format="channels_last", **kwargs)
+        self.pad_mode = check_padding(padding)
+        super().__init__(kernel_size, strides=strides, padding="same" if padding == "tf_same" else "valid",
+                         use_bias=use_bias, depthwise_initializer=depthwise_initializer, data_format="channels_last",
+                         **kwargs)
         self.pads = tuple((k - 1) // 2 * d for k, d in zip(self.kernel_size, self.dilation_rate))
+        if self.pad_mode == "tf_same":
+            self.pads = (0, 0)
 
     def call(self, inputs):
         ph, pw = self.pads
@@ -210,7 +221,7 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
 
     def get_config(self):
         config = super().get_config()
-        config["padding"] = "symmetric"
+        config["padding"] = self.pad_mode
         config.pop("data_format", None)
         return config
 
@@ -221,12 +232,13 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     Same weights, config and semantics as Keras 3's layer (moving statistics updated with the biased batch
     variance; float16/bfloat16 inputs normalized in float32), ~1.4x faster ResNet training on CPU because Keras 3
-    only ships the unfused composite. Other cases (masks, renorm, synchronized BN, other ranks or axes) fall back
-    to Keras's implementation.
+    only ships the unfused composite. Other cases (masks, renorm, synchronized BN, other ranks or axes, float64
+    inputs: the fused kernel has no float64) fall back to Keras's implementation.
     """
 
     def _fusable(self, inputs, mask):
-        return (mask is None and len(inputs.shape) == 4 and self.axis in (-1, 3) and self.scale and self.center
+        return (mask is None and len(inputs.shape) == 4 and inputs.dtype != tf.float64 and self.axis in (-1, 3)
+                and self.scale and self.center
                 and not self.renorm and not getattr(self, "synchronized", False))
 
     def call(self, inputs, training=None, mask=None):

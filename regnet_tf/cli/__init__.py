@@ -14,6 +14,7 @@ import sys
 import traceback
 
 from regnet_tf.train import TrainingError
+from regnet_tf.weights.pretrained import WeightsDownloadError
 
 # Read once, when TensorFlow starts (so: set before it is imported). docs/SPEED.md has the oneDNN numbers.
 ENVIRONMENT = {
@@ -26,7 +27,7 @@ ENVIRONMENT = {
     "TF_ENABLE_ONEDNN_OPTS": "1",
 }
 # Errors whose message is the whole story for a user (raised by the library with the facts and the fix).
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, TrainingError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, TrainingError, WeightsDownloadError)
 
 
 def prepare_environment():

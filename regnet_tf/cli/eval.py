@@ -1,5 +1,6 @@
-"""`regnet-eval` / `python launch/eval.py`: evaluate a checkpoint (a model_dir) or an exported SavedModel on a data
-source. Usage: see launch/eval.py."""
+"""`regnet-eval` / `python launch/eval.py`: evaluate a checkpoint (a model_dir), an exported SavedModel or a model
+with trained weights (`--model` + `--weights`, with the weights' own eval settings) on a data source. Usage: see
+launch/eval.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ def define_flags():
     """The command's absl flags (defined when the command runs, not on import)."""
     flags.DEFINE_string("model_dir", None, "A model_dir written by launch/train.py (its last checkpoint).")
     flags.DEFINE_string("saved_model", None, "An exported SavedModel directory (instead of --model_dir).")
+    flags.DEFINE_string("model", None, "A registered model with --weights (instead of --model_dir).")
+    flags.DEFINE_string("weights", "imagenet", "With --model: imagenet, a tag of public weights or a weights file.")
     flags.DEFINE_enum("data", None, SOURCES, "Data source (default: the run's).")
     flags.DEFINE_string("data_dir", None, "Data directory (default: the run's).")
     flags.DEFINE_enum("split", "validation", SPLITS, "Split to evaluate.")
@@ -29,14 +32,17 @@ def main(argv):
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
-    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
-        raise ValueError("give exactly one of --model_dir (a checkpoint) and --saved_model (an export)")
+    if sum(map(bool, (FLAGS.model_dir, FLAGS.saved_model, FLAGS.model))) != 1:
+        raise ValueError("give exactly one of --model_dir (a checkpoint), --saved_model (an export) and --model (with "
+                         "--weights)")
     from regnet_tf.data.sources import check_data
     from regnet_tf.train import evaluate
     from regnet_tf.train import recipe as recipe_lib
 
     overrides = shortcut_overrides(FLAGS.data, FLAGS.data_dir) + FLAGS.set
-    if FLAGS.saved_model:
+    if FLAGS.model:
+        m, what, recipe = _evaluate_weights(recipe_lib, check_data, evaluate, overrides)
+    elif FLAGS.saved_model:
         recipe = recipe_lib.from_dict(recipe_lib.apply_overrides({}, overrides))
         check_data(recipe.data, (FLAGS.split,))
         m = evaluate.evaluate_saved_model(FLAGS.saved_model, recipe.data, FLAGS.split, FLAGS.batch_size, FLAGS.steps)
@@ -52,6 +58,23 @@ def main(argv):
         what = f"{FLAGS.model_dir} step {step} ({'EMA' if trainer.ema else 'raw'} weights)"
     print(f"{what} on {recipe.data.source} {FLAGS.split}: top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}% "
           f"({m['examples']} images)")
+
+
+def _evaluate_weights(recipe_lib, check_data, evaluate, overrides):
+    """--model + --weights: the model with the weights' eval settings (resolution, crop, resize) on the data."""
+    import dataclasses
+
+    from regnet_tf.applications import build_model, resolve_weights
+
+    _, config = resolve_weights(FLAGS.model, FLAGS.weights)
+    recipe = recipe_lib.from_dict(recipe_lib.apply_overrides({}, overrides))
+    data = recipe.data if config is None else dataclasses.replace(recipe.data, **config.eval_settings())
+    model = build_model(FLAGS.model, weights=FLAGS.weights, classes=data.num_classes, classifier_activation=None,
+                        input_shape=(data.image_size, data.image_size, 3))
+    check_data(data, (FLAGS.split,))
+    m = evaluate.evaluate_model(model, data, FLAGS.split, FLAGS.batch_size, FLAGS.steps)
+    what = f"{FLAGS.model} with weights {FLAGS.weights} at {data.image_size} px"
+    return m, what, dataclasses.replace(recipe, data=data)
 
 
 def run():

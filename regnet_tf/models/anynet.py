@@ -30,13 +30,14 @@ from typing import Optional, Tuple
 from regnet_tf import scaling
 from regnet_tf._lazy import LazyModule
 from regnet_tf.counter import conv_bn_cx, pool2d_cx, se_cx
-from regnet_tf.models.registry import Spec
+from regnet_tf.models.registry import Spec, check_padding
 
 keras = LazyModule("keras")
 layers = LazyModule("regnet_tf.layers")
 common = LazyModule("regnet_tf.models.common")
 
 BLOCK_TYPES = ("X", "Y", "Z", "R", "V", "VR")
+
 STEM_TYPES = ("simple", "res")
 ACTIVATIONS = ("relu", "silu")
 
@@ -78,11 +79,13 @@ class AnyNetSpec(Spec, kind="anynet"):
     stem: str = "simple"  # "simple": 3x3 s2 conv; "res": 7x7 s2 conv + 3x3 s2 max pool
     stem_w: int = 32
     head_w: int = 0  # optional 1x1 conv + BN + act before pooling (RegNetZ); 0 disables it
+    head_act: bool = False  # with head_w = 0: the activation after the last stage (timm's RegNetZ-4GF, see regnet.py)
     activation: str = "relu"
     dropout: float = 0.0  # dropout before the classifier
     zero_init_last_bn: bool = False  # zero gamma of each block's last BN (pycls BN.ZERO_INIT_FINAL_GAMMA)
     bn_eps: float = 1e-5
     bn_momentum: float = 0.9  # Keras convention (= PyTorch momentum 0.1)
+    padding: str = "symmetric"  # strided convs and pools: "symmetric" (pycls, timm) or "tf_same" (regnet_tf.layers)
 
     def __post_init__(self):
         n = len(self.ds)
@@ -104,6 +107,7 @@ class AnyNetSpec(Spec, kind="anynet"):
             raise ValueError(f"unknown block type {self.block!r}; valid: {', '.join(BLOCK_TYPES)}")
         if self.stem not in STEM_TYPES:
             raise ValueError(f"unknown stem {self.stem!r}; valid: {', '.join(STEM_TYPES)}")
+        check_padding(self.padding)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
         if self.block == "Y" and self.se_ratio <= 0:
@@ -190,7 +194,7 @@ def stem(x, spec: AnyNetSpec):
     if spec.stem == "simple":
         return common.conv_bn_act(x, spec, spec.stem_w, 3, "stem_conv", stride=2)
     x = common.conv_bn_act(x, spec, spec.stem_w, 7, "stem_conv", stride=2)
-    return layers.MaxPool2D(3, 2, name="stem_pool")(x)
+    return layers.MaxPool2D(3, 2, padding=spec.padding, name="stem_pool")(x)
 
 
 def stem_cx(cx, spec: AnyNetSpec, w_in: int = 3):
@@ -264,9 +268,12 @@ def residual_cx(cx, spec: AnyNetSpec, w_in, w_out, stride):
 
 
 def head(x, spec: AnyNetSpec):
-    """Optional 1x1 conv + BN + act to ``head_w`` channels (RegNetZ); part of the features."""
-    return common.conv_bn_act(x, spec, spec.head_w, 1, "head_conv") if spec.head_w else x
+    """Optional 1x1 conv + BN + act to ``head_w`` channels (RegNetZ), or only the activation (``head_act``); part of
+    the features."""
+    if spec.head_w:
+        return common.conv_bn_act(x, spec, spec.head_w, 1, "head_conv")
+    return common.act(x, spec, "head_act") if spec.head_act else x
 
 
-def head_cx(cx, spec: AnyNetSpec):
+def head_cx(cx, spec: AnyNetSpec):  # an activation alone costs nothing
     return conv_bn_cx(cx, spec.ws[-1], spec.head_w, 1) if spec.head_w else cx

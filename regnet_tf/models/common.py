@@ -2,14 +2,16 @@
 
 Layers are named after pycls (``name``, ``name_bn``, ``name_act``, ``name_se_reduce``, ...) so weight converters
 map names one to one. Each piece's complexity is in `regnet_tf.counter` (``conv2d_cx`` + ``norm2d_cx``, ``se_cx``,
-``classifier_cx``). A spec here is any spec with ``activation``, ``bn_eps`` and ``bn_momentum``. This module imports
-Keras; the family modules reach it through a lazy proxy, so they stay importable without TensorFlow.
+``classifier_cx``). A spec here is any spec with ``activation``, ``bn_eps``, ``bn_momentum`` and ``padding``. This
+module imports Keras; the family modules reach it through a lazy proxy, so they stay importable without TensorFlow.
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 
+from regnet_tf.data.format import MEAN_RGB, STD_RGB
 from regnet_tf.layers import DENSE_INIT, BatchNormalization, Conv2D, se_bias_init
 
 
@@ -26,7 +28,7 @@ def act(x, spec, name: str, activation=None):
 
 def conv_bn_act(x, spec, w_out, k, name, stride=1, groups=1, activation=True, zero_gamma=False):
     """conv (no bias) -> BN [-> act]; layers named ``name``, ``name_bn``, ``name_act``."""
-    x = Conv2D(w_out, k, strides=stride, groups=groups, name=name)(x)
+    x = Conv2D(w_out, k, strides=stride, groups=groups, padding=spec.padding, name=name)(x)
     x = bn(x, spec, f"{name}_bn", zero_gamma)
     return act(x, spec, f"{name}_act") if activation else x
 
@@ -35,9 +37,9 @@ def squeeze_excite(x, spec, w_se: int, name: str, activation=None):
     """GAP -> 1x1 conv (w -> w_se, bias) -> act -> 1x1 conv (w_se -> w, bias) -> sigmoid -> x * gate."""
     w = x.shape[-1]
     s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
-    s = Conv2D(w_se, 1, use_bias=True, bias_initializer=se_bias_init(w), name=f"{name}_reduce")(s)
+    s = Conv2D(w_se, 1, use_bias=True, bias_initializer=se_bias_init(w), padding=spec.padding, name=f"{name}_reduce")(s)
     s = act(s, spec, f"{name}_act", activation)
-    s = Conv2D(w, 1, use_bias=True, bias_initializer=se_bias_init(w_se), name=f"{name}_expand")(s)
+    s = Conv2D(w, 1, use_bias=True, bias_initializer=se_bias_init(w_se), padding=spec.padding, name=f"{name}_expand")(s)
     s = keras.layers.Activation("sigmoid", name=f"{name}_gate")(s)
     return keras.layers.Multiply(name=f"{name}_scale")([x, s])
 
@@ -56,3 +58,29 @@ def classifier(x, spec, classes: int, activation):
     dtype = "float32" if keras.mixed_precision.global_policy().name.startswith("mixed") else None
     return keras.layers.Dense(classes, activation=activation, kernel_initializer=DENSE_INIT, dtype=dtype,
                               name="predictions")(x)
+
+
+def keras_model(spec, inputs, x, *, include_top=True, pooling=None, classes=1000, classifier_activation="softmax",
+                name="model", include_preprocessing=False, input_adapter=None):
+    """The Keras model of a resolved spec on input ``x`` (from ``inputs``): [normalization of RGB 0-255 with the
+    ImageNet mean/std] -> [input adapter] -> ``spec.features`` -> classifier, or a global pool, or the feature map.
+
+    ``input_adapter`` = (scale, offset) per RGB channel: weights trained on another input normalization than the
+    ImageNet mean/std see theirs, ``x * scale + offset`` (`regnet_tf.weights`); the model's input stays the same.
+    """
+    if include_preprocessing:
+        mean, std = [255.0 * m for m in MEAN_RGB], [255.0 * s for s in STD_RGB]
+        x = keras.layers.Normalization(mean=mean, variance=[s * s for s in std], name="preprocess")(x)
+    if input_adapter is not None:
+        scale, offset = input_adapter
+        # float64 arrays: Keras turns lists into float32 constants, which a float64 model would see rounded
+        x = keras.layers.Rescaling(scale=np.asarray(scale, "float64"), offset=np.asarray(offset, "float64"),
+                                   name="input_adapter")(x)
+    x = spec.features(x)
+    if include_top:
+        x = classifier(x, spec, classes, classifier_activation)
+    elif pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return keras.Model(inputs, x, name=name)

@@ -24,7 +24,7 @@ from regnet_tf import scaling
 from regnet_tf._lazy import LazyModule
 from regnet_tf.counter import conv_bn_cx, se_cx
 from regnet_tf.models.anynet import adjust_block_compatibility
-from regnet_tf.models.registry import Spec, register
+from regnet_tf.models.registry import Spec, check_padding, register
 
 keras = LazyModule("keras")
 layers = LazyModule("regnet_tf.layers")
@@ -78,6 +78,7 @@ class EffNetSpec(Spec, kind="efficientnet"):
     drop_path_rate: float = 0.2  # "drop connect": block b of B drops w.p. rate * b / B (b = 0 .. B - 1)
     bn_eps: float = 1e-5
     bn_momentum: float = 0.9
+    padding: str = "symmetric"  # strided convs: "symmetric" (pycls, timm efficientnet_b*) or "tf_same" (Keras, TF)
 
     def __post_init__(self):
         n = len(self.ds)
@@ -89,6 +90,7 @@ class EffNetSpec(Spec, kind="efficientnet"):
             raise ValueError(f"kernel sizes must be odd; got {self.ks}")
         if self.activation not in ("relu", "silu"):
             raise ValueError(f"unknown activation {self.activation!r}; valid: relu, silu")
+        check_padding(self.padding)
 
     @classmethod
     def scaled(cls, width: float = 1.0, depth: float = 1.0, **kwargs) -> "EffNetSpec":
@@ -147,7 +149,7 @@ def mbconv(x, spec: EffNetSpec, w_out, exp_r, k, stride, drop_path, name):
     """MBConv: [1x1 expand] -> kxk depthwise (stride) -> SE -> 1x1 project (no act) -> [drop connect] -> [add]."""
     w_in = x.shape[-1]
     f = common.conv_bn_act(x, spec, w_in * exp_r, 1, f"{name}_expand") if exp_r != 1 else x
-    f = layers.DepthwiseConv2D(k, strides=stride, name=f"{name}_dw")(f)
+    f = layers.DepthwiseConv2D(k, strides=stride, padding=spec.padding, name=f"{name}_dw")(f)
     f = common.act(common.bn(f, spec, f"{name}_dw_bn"), spec, f"{name}_dw_act")
     if spec.se_ratio:
         f = common.squeeze_excite(f, spec, spec.se_width(w_in), f"{name}_se")

@@ -25,6 +25,18 @@ from typing import Any, Callable, ClassVar, Dict, List, Optional
 
 _MODELS: Dict[str, "ModelEntry"] = {}
 _KINDS: Dict[str, type] = {}
+# Padding of strided convolutions and pools, a spec option of every family (the output size is the same in both):
+# "symmetric": (k - 1) // 2 on both sides, as PyTorch, pycls, timm and the TF1 ResNet `fixed_padding`;
+# "tf_same": TensorFlow's "SAME", the extra row and column after (bottom/right) when k - s is odd, as Keras's
+# EfficientNet (`correct_pad`) and tf_keras's RegNet. Weights reproduce exactly only in the convention they were
+# trained in (docs/WEIGHTS.md).
+PADDINGS = ("symmetric", "tf_same")
+
+
+def check_padding(padding: str) -> str:
+    if padding not in PADDINGS:
+        raise ValueError(f"unknown padding {padding!r}; valid: {', '.join(PADDINGS)}")
+    return padding
 
 
 class Spec:
@@ -72,6 +84,11 @@ def register(name: str, spec, *, resolution: int, family: str, factory: str, pap
     if name in _MODELS:
         raise ValueError(f"model {name!r} is registered twice")
     _MODELS[name] = ModelEntry(name, spec, resolution, family, factory, paper_name, source, randaug_magnitude)
+
+
+def unregister(name: str) -> None:
+    """Removes a model name (e.g. one a test or a session registered); unknown names are ignored."""
+    _MODELS.pop(str(name).lower(), None)
 
 
 def unknown_name_error(kind: str, name: str, valid: List[str]) -> ValueError:

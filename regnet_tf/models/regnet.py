@@ -58,11 +58,15 @@ class RegNetSpec(Spec, kind="regnet"):
     stem: str = "simple"
     stem_w: int = 32
     head_w: int = 0
+    head_act: bool = False  # with head_w = 0: an activation after the last stage (AnyNetSpec.head_act)
     activation: str = "relu"
     num_stages: int = 4  # the number of stages the parameters must produce
     dropout: float = 0.0
     zero_init_last_bn: bool = False
     q: int = 8  # width quantum
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.9
+    padding: str = "symmetric"  # or "tf_same" (weights trained with TensorFlow's "SAME", e.g. tf_keras's RegNets)
 
     def generate(self):
         """(ws, ds, num_stages, total_stages, ws_all, ws_cont) before the compatibility adjustment."""
@@ -89,8 +93,9 @@ class RegNetSpec(Spec, kind="regnet"):
         ws, bs, gs = adjust_block_compatibility(ws, bs, gs)
         return AnyNetSpec(
             ds=tuple(ds), ws=tuple(ws), ss=(self.stride,) * n, bs=tuple(bs), gs=tuple(gs), block=self.block,
-            se_ratio=self.se_ratio, stem=self.stem, stem_w=self.stem_w, head_w=self.head_w,
+            se_ratio=self.se_ratio, stem=self.stem, stem_w=self.stem_w, head_w=self.head_w, head_act=self.head_act,
             activation=self.activation, dropout=self.dropout, zero_init_last_bn=self.zero_init_last_bn,
+            bn_eps=self.bn_eps, bn_momentum=self.bn_momentum, padding=self.padding,
         )
 
     def resolved(self) -> AnyNetSpec:
@@ -153,10 +158,12 @@ register(
     family="regnet", factory="RegNetZ005", paper_name="RegNetZ-500MF",
     source="ClassyVision regnet_z_500mf (timm regnetz_005): trained with a 1024-wide conv head",
 )
+# Without a head conv, timm applies SiLU to the last (linear-output) stage before the pool; its weights are the only
+# public ones of this model, so we follow it (docs/DEVIATIONS.md).
 register(
-    "regnetz_040", RegNetSpec(d=28, w0=48, wa=14.5, wm=2.226, g=8, **_Z), resolution=256,
+    "regnetz_040", RegNetSpec(d=28, w0=48, wa=14.5, wm=2.226, g=8, head_act=True, **_Z), resolution=256,
     family="regnet", factory="RegNetZ040", paper_name="RegNetZ-4GF",
-    source="ClassyVision regnet_z_4gf (timm regnetz_040): meant for 256 px, no conv head",
+    source="ClassyVision regnet_z_4gf (timm regnetz_040): meant for 256 px, no conv head, SiLU before the pool",
 )
 register(
     "regnetz_040_h", RegNetSpec(d=28, w0=48, wa=14.5, wm=2.226, g=8, head_w=1536, **_Z), resolution=256,

@@ -18,7 +18,7 @@ from typing import Tuple
 from regnet_tf import scaling
 from regnet_tf._lazy import LazyModule
 from regnet_tf.counter import conv_bn_cx, pool2d_cx, se_cx
-from regnet_tf.models.registry import Spec, register
+from regnet_tf.models.registry import Spec, check_padding, register
 
 keras = LazyModule("keras")
 layers = LazyModule("regnet_tf.layers")
@@ -58,6 +58,7 @@ class ResNetSpec(Spec, kind="resnet"):
     zero_init_last_bn: bool = True  # TF1 reference: gamma = 0 for each block's last BN
     bn_eps: float = 1e-5
     bn_momentum: float = 0.9  # Keras convention; the RS recipes use 0 together with an EMA of the BN statistics
+    padding: str = "symmetric"  # strided convs and pools: "symmetric" (TF1 fixed_padding, timm) or "tf_same"
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, tuple(v))  # noqa: E731  (frozen dataclass)
@@ -70,6 +71,7 @@ class ResNetSpec(Spec, kind="resnet"):
             raise ValueError(f"unknown ResNet stem {self.stem!r}; valid: v0 (7x7 conv), v1 (ResNet-D 3x3 convs)")
         if self.activation not in ("relu", "silu"):
             raise ValueError(f"unknown activation {self.activation!r}; valid: relu, silu")
+        check_padding(self.padding)
         if not 0 <= self.drop_path_rate < 1 or not 0 <= self.dropout < 1:
             raise ValueError(f"rates must be in [0, 1); got drop_path_rate={self.drop_path_rate}, dropout={self.dropout}")
         if any(d < 1 for d in self.ds) or any(w < 1 for w in self.ws):
@@ -155,7 +157,7 @@ def stem(x, spec: ResNetSpec):
                                stride=2 if i == 0 else 1)
     if spec.replace_stem_pool:
         return common.conv_bn_act(x, spec, spec.stem_w, 3, "stem_pool_conv", stride=2)
-    return layers.MaxPool2D(3, 2, name="stem_pool")(x)
+    return layers.MaxPool2D(3, 2, padding=spec.padding, name="stem_pool")(x)
 
 
 def stem_cx(cx, spec: ResNetSpec, w_in: int = 3):

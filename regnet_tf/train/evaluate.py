@@ -44,21 +44,36 @@ def serving_model(spec, recipe, weights):
     return model
 
 
+def _accuracy(batches, predict, steps, what):
+    """Top-1 / top-5 over (inputs, labels) batches of ``predict(inputs) -> logits``; ``steps`` > 0 stops early."""
+    top1 = top5 = count = 0
+    for i, (inputs, labels) in enumerate(batches):
+        if steps and i >= steps:
+            break
+        logits = predict(inputs)
+        top1 += float(optim.topk_correct(labels, logits, 1))
+        top5 += float(optim.topk_correct(labels, logits, 5))
+        count += int(labels.shape[0])
+    if not count:
+        raise TrainingError(f"no {what} images found")
+    return {"top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count, "examples": count}
+
+
+def evaluate_model(model, data_config, split="validation", batch_size=100, steps=0):
+    """Top-1 / top-5 of a Keras model (logits or probabilities out) on a data source's split, through the eval
+    pipeline of ``data_config`` (its crop, resize and normalization)."""
+    from regnet_tf.data.sources import input_pipeline
+
+    batches = input_pipeline(data_config, split, batch_size, training=False)
+    return _accuracy(batches, tf.function(lambda x: model(x, training=False)), steps,
+                     f"{split} {data_config.source}")
+
+
 def evaluate_saved_model(export_dir, data_config, split="validation", batch_size=100, steps=0):
     """Top-1 / top-5 of an exported SavedModel through its `serving_default` signature (image bytes in), i.e. with
     the preprocessing inside the graph, on a data source's split."""
     from regnet_tf.data.sources import encoded_dataset
 
-    loaded = tf.saved_model.load(export_dir)
-    serve = loaded.signatures["serving_default"]
-    top1 = top5 = count = 0
-    for i, (encoded, labels) in enumerate(encoded_dataset(data_config, split).batch(batch_size)):
-        if steps and i >= steps:
-            break
-        logits = serve(image_bytes=encoded)["logits"]
-        top1 += float(optim.topk_correct(labels, logits, 1))
-        top5 += float(optim.topk_correct(labels, logits, 5))
-        count += int(labels.shape[0])
-    if not count:
-        raise TrainingError(f"no {split} images found for {data_config.source} data")
-    return {"top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count, "examples": count}
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    return _accuracy(encoded_dataset(data_config, split).batch(batch_size),
+                     lambda encoded: serve(image_bytes=encoded)["logits"], steps, f"{split} {data_config.source}")
