@@ -30,6 +30,15 @@ TORCH_NAMES = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "b
                "moving_variance": "running_var"}
 
 
+# spec fields that do not shape the weights (training options, and conventions a converter sets from its source)
+TRAINING_FIELDS = frozenset({"dropout", "drop_path_rate", "bn_eps", "bn_momentum", "padding", "zero_init_last_bn"})
+
+
+def architecture(spec) -> dict:
+    """The fields of a resolved spec that shape its weights and function (`TRAINING_FIELDS` left out)."""
+    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in TRAINING_FIELDS}
+
+
 class ConversionError(ValueError):
     """The source's tensors do not fit the model (the message lists what does not match), or cannot be read."""
 

@@ -32,7 +32,6 @@ Conventions (`options`):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -42,11 +41,9 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from regnet_tf.data.format import MEAN_RGB, STD_RGB
-from regnet_tf.weights.core import ConversionError, Source
+from regnet_tf.weights.core import ConversionError, Source, architecture
 
 _RENAMED_VARS = {"depthwise_kernel": "kernel"}  # tf_keras's DepthwiseConv2D kernel
-# spec fields that do not shape the weights (ignored when looking up the source's application)
-_TRAINING_FIELDS = {"dropout", "drop_path_rate", "bn_eps", "bn_momentum", "padding", "zero_init_last_bn"}
 _REGNET = {"a": "conv_1x1_1", "a_bn": "conv_1x1_1_bn", "b": "conv_3x3", "b_bn": "conv_3x3_bn",
            "se_reduce": "squeeze_and_excite_squeeze", "se_expand": "squeeze_and_excite_excite", "c": "conv_1x1_2",
            "c_bn": "conv_1x1_2_bn", "proj": "skip_1x1", "proj_bn": "skip_bn"}
@@ -215,21 +212,17 @@ def _tf_keras():
     return tf_keras
 
 
-def _architecture(spec) -> dict:
-    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in _TRAINING_FIELDS}
-
-
 def application_name(spec) -> str:
     """The Keras application of ``spec``'s architecture: our factory name (``RegNetX002``, ``ResNetRS50``,
     ``EfficientNetB0``), which tf_keras / Keras also use. Raises `ConversionError` when there is none."""
     from regnet_tf.models.registry import get_entry, list_models
 
     pattern = {"anynet": r"regnet[xy]_\d+", "resnet": r"resnet_rs_\d+", "efficientnet": r"efficientnet_b\d"}
-    want = _architecture(spec)
+    want = architecture(spec)
     for name in list_models():
         if re.fullmatch(pattern.get(spec.kind, "(?!)"), name):
             theirs = get_entry(name).spec.resolved()
-            if type(theirs) is type(spec) and _architecture(theirs) == want:
+            if type(theirs) is type(spec) and architecture(theirs) == want:
                 return get_entry(name).factory
     raise ConversionError(f"this {spec.kind} model is none of the Keras applications (tf_keras RegNetX/Y002-320, "
                           "ResNetRS50-420, EfficientNetB0-B7): convert from a model object instead of a file")

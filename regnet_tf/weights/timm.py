@@ -24,11 +24,10 @@ is checked against the model: `TIMM_TO_OURS` lists every timm architecture with 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from regnet_tf.models.registry import get_spec
-from regnet_tf.weights.core import ConversionError, Source
+from regnet_tf.weights.core import ConversionError, Source, architecture
 
 _REGNET_CODES = ("002", "004", "006", "008", "016", "032", "040", "064", "080", "120", "160", "320")
 # timm architecture -> our registry name (same architecture; the tf_ variants differ in padding and BN epsilon only)
@@ -55,7 +54,6 @@ _NO_COUNTERPART = (
 )
 # weight tags trained on inputs normalized with mean = std = 0.5 (timm 1.0.31's pretrained configs; others: ImageNet's)
 _HALF_NORMALIZED = r"\.(ap_in1k|ra4_e3600_r\d+_in1k)$"
-_TRAINING_FIELDS = {"dropout", "drop_path_rate", "bn_eps", "bn_momentum", "padding", "zero_init_last_bn"}
 
 
 def our_name(timm_name: str) -> str:
@@ -68,11 +66,6 @@ def our_name(timm_name: str) -> str:
                   "unknown to regnet_tf's timm converter")
     raise ConversionError(f"timm {arch} has no counterpart in regnet_tf: {reason}. timm architectures with one: "
                           f"{', '.join(sorted(TIMM_TO_OURS))}")
-
-
-def architecture(spec) -> dict:
-    """The fields of a resolved spec that shape its weights and function (training-only fields left out)."""
-    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in _TRAINING_FIELDS}
 
 
 def check_arch(spec, arch: str) -> None:
