@@ -37,12 +37,15 @@ setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist", "pillow"],  # Pillow writes the CMYK JPEG of tests/test_data.py
+        # Pillow writes the CMYK JPEG of tests/test_data.py; matplotlib draws the sweep plots the tests open
+        "test": ["pytest>=7", "pytest-xdist", "pillow", "matplotlib"],
         # Cross-checks against tf_keras.applications (Keras 2: RegNet, ResNet-RS); tests skip when absent.
         "compare": ["tf-keras"],
         # Full-size equivalence with timm (tests skip without it) and reading .pth / .pyth checkpoints. CI does not
         # install it: its equivalence tests run from committed fixtures. torch 2.14.1 installs from the registry here.
         "timm": ["torch", "timm"],
+        # Plots of design-space sweeps (launch/analyze_sweep.py); the sampling and statistics import without it.
+        "plot": ["matplotlib"],
     },
     # `regnet-train` ... = `python launch/train.py` ...: each launcher is a shim over regnet_tf.cli.<command>
     entry_points={"console_scripts": [
@@ -52,6 +55,9 @@ setup(
         "regnet-models = regnet_tf.cli.models:run",
         "regnet-scale = regnet_tf.cli.scale:run",
         "regnet-convert = regnet_tf.cli.convert:run",
+        "regnet-sweep = regnet_tf.cli.sweep:run",
+        "regnet-analyze-sweep = regnet_tf.cli.analyze_sweep:run",
+        "regnet-search = regnet_tf.cli.search:run",
         "regnet-build-tfrecords = regnet_tf.cli.build_tfrecords:run",
         "regnet-benchmark = regnet_tf.cli.benchmark:run",
         "regnet-benchmark-input = regnet_tf.cli.benchmark_input:run",
