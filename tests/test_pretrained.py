@@ -17,6 +17,7 @@ from regnet_tf import imagenet
 from regnet_tf.models import registry
 from regnet_tf.models.anynet import AnyNetSpec
 from regnet_tf.weights import SOURCES, ConversionError, pretrained
+from test_weights_core import as_timm_state_dict  # tests/ is on sys.path (pytest's rootdir-relative import)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(pretrained.TABLE, encoding="utf-8") as _f:
@@ -172,22 +173,14 @@ def tiny():
 
 def _timm_state_dict(spec, seed):
     """A random Keras model of ``spec`` and its weights under timm's names and PyTorch layouts."""
-    from regnet_tf.weights import WeightsConfig, build, get_source
-    from regnet_tf.weights.core import source_key
+    from regnet_tf.weights import WeightsConfig, build
 
     model = build(spec, WeightsConfig(model="", source="timm"), classes=CLASSES)
     rng = np.random.default_rng(seed)
     for v in model.weights:  # BN moving variance positive, everything else random
         a = rng.normal(size=v.shape)
         v.assign((np.abs(a) + 0.5 if v.path.endswith("moving_variance") else a).astype("float32"))
-    prefixes = get_source("timm").prefixes(spec.resolved(), [layer.name for layer in model.layers if layer.weights])
-    tensors = {}
-    for layer in model.layers:
-        for v in layer.weights:
-            var, a = v.path.split("/")[-1], np.asarray(v)
-            if var == "kernel":
-                a = a.T if a.ndim == 2 else np.transpose(a, (3, 2, 0, 1))
-            tensors[source_key(prefixes[layer.name], var, "torch")] = a
+    tensors = as_timm_state_dict(model, spec.resolved())
     return model, tensors
 
 

@@ -241,7 +241,7 @@ def test_converted_file_round_trip_through_build_model(tmp_path):
 
 # ---- the command-line tools: convert, then eval and export with the weights' own settings ---- #
 
-def _as_timm_state_dict(model, spec):
+def as_timm_state_dict(model, spec):
     """Our model's weights named and laid out as timm's (the inverse of the timm converter's mapping)."""
     from regnet_tf.weights import timm
 
@@ -268,7 +268,7 @@ def test_convert_eval_and_export_commands(tmp_path):
                               text=True, env=env, cwd=repo, timeout=600)
 
     source = build_model("regnetx_002", input_shape=(64, 64, 3), classes=10, classifier_activation=None)
-    np.savez(tmp_path / "x002.npz", **_as_timm_state_dict(source, get_spec("regnetx_002").resolved()))
+    np.savez(tmp_path / "x002.npz", **as_timm_state_dict(source, get_spec("regnetx_002").resolved()))
     out_file = str(tmp_path / "x002.weights.h5")
     out = run("convert.py", "--from", "timm", "--model", "regnetx_002", "--input", str(tmp_path / "x002.npz"),
               "--output", out_file, "--classes", "10", "--input_size", "64", "--crop_fraction", "0.9",

@@ -28,18 +28,11 @@ def define_population_flags(space_default):
 def define_flags():
     """The command's absl flags (defined when the command runs, not on import)."""
     define_population_flags(None)
-    flags.DEFINE_string("regime", "400MF", "Flop regime: a name such as 400MF, or lo,hi in flops (360e6,400e6).")
+    flags.DEFINE_string("regime", "400MF", "Flop regime: a name such as 400MF (= 360MF-400MF) or a range lo-hi.")
     flags.DEFINE_string("out", None, "The sweep directory: plan.json, records/ (local or gs://), runs/.")
     flags.DEFINE_string("shard", "0/1", "i/n: this host trains the models with index % n == i.")
     for name in ("space", "out"):
         flags.mark_flag_as_required(name)
-
-
-def _regime(text):
-    if "," in text:
-        lo, hi = (float(v) for v in text.split(","))
-        return [lo, hi]
-    return text
 
 
 def main(argv):
@@ -52,7 +45,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     shard = sweep.parse_shard(FLAGS.shard)
     overrides = shortcut_overrides(FLAGS.data, FLAGS.data_dir) + FLAGS.set
-    plan = sweep.make_plan(FLAGS.space, _regime(FLAGS.regime), FLAGS.samples, FLAGS.seed, FLAGS.resolution,
+    plan = sweep.make_plan(FLAGS.space, FLAGS.regime, FLAGS.samples, FLAGS.seed, FLAGS.resolution,
                            FLAGS.recipe, overrides)
     sweep.model_recipe(plan, 0)  # a bad recipe or override fails here, before any training
     records = sweep.run_sweep(FLAGS.out, plan, shard)
