@@ -117,14 +117,85 @@ def test_grayscale_matches_tf_image():
     assert np.abs(ours - theirs).max() <= 1 and np.mean(ours == theirs) > 0.95
 
 
-@pytest.mark.parametrize("factor", [0.1, 0.55, 1.9, 2.8])
-def test_contrast_blends_with_the_mean_grey(factor):
-    mean = np.floor(np_gray(IMAGE).mean())
-    expected = np_blend(mean, IMAGE, factor)
-    got = run(A.contrast, IMAGE, factor)
-    assert np.abs(got.astype(int) - expected).max() <= 1
-    # The old reference bug blended with H * W / 256 (= 0.3125 here) instead of the mean grey: clearly different.
-    assert np.abs(got.astype(int) - np_blend(np.floor(IMAGE.shape[0] * IMAGE.shape[1] / 256), IMAGE, factor)).max() > 5
+# Contrast, three conventions (docs/AUGMENT.md "Contrast"): sizes include non-square ones and one with
+# H*W/256 = 292.97 > 255 (tf1's "mean" is clipped); channel ranges differ, so per-channel and grey means differ.
+CONTRAST_SIZES = [(1, 2), (8, 10), (37, 61), (224, 224), (250, 300)]
+
+
+def contrast_image(h, w):
+    if (h, w) == (1, 2):  # grey mean exactly 100.5: PIL rounds it up to 101
+        return np.array([[[100] * 3, [101] * 3]], np.uint8)
+    rng = np.random.default_rng(h * 1000 + w)
+    return np.stack([rng.integers(lo, hi, (h, w)) for lo, hi in ((10, 120), (60, 250), (0, 40))], -1).astype(np.uint8)
+
+
+def np_pil_luma(image):  # PIL's RGB -> "L": ITU-R 601-2 luma in 16-bit fixed point, rounded
+    r, g, b = (image[..., i].astype(np.int64) for i in range(3))
+    return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
+
+
+def np_contrast(image, factor, mode):
+    h, w = image.shape[:2]
+    if mode == "tf1":  # the TF1 reference: sum(256-bin histogram) / 256 = H*W/256, clipped, truncated
+        return np_blend(np.floor(min(h * w / 256.0, 255.0)), image, factor)
+    if mode == "pil":  # ImageEnhance.Contrast: a constant image at int(mean + 0.5) of the L image, Image.blend
+        return np_blend(int(np_pil_luma(image).mean() + 0.5), image, factor)
+    # tf.image.adjust_contrast on uint8: x / 255, per-channel mean, (x - m) * f + m, x 255.5, clipped, truncated
+    x = image.astype(np.float32) * np.float32(1 / 255)
+    mean = x.mean(axis=(0, 1), dtype=np.float64)
+    return np.trunc(np.clip(((x - mean) * factor + mean) * 255.5, 0, 255)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode", A.CONTRAST_MODES)
+@pytest.mark.parametrize("factor", [0.1, 1.0, 1.9])
+def test_contrast_modes_against_numpy(mode, factor):
+    for h, w in CONTRAST_SIZES:
+        image = contrast_image(h, w)
+        got = run(A.contrast, image, factor, mode)
+        np.testing.assert_array_equal(got, np_contrast(image, factor, mode), err_msg=f"{mode} {h}x{w}")
+
+
+@pytest.mark.parametrize("factor", [0.1, 1.0, 1.9])
+def test_contrast_pil_equals_pillow(factor):
+    pil = pytest.importorskip("PIL.Image")
+    enhance = pytest.importorskip("PIL.ImageEnhance")
+    for h, w in CONTRAST_SIZES:
+        image = contrast_image(h, w)
+        expected = np.asarray(enhance.Contrast(pil.fromarray(image)).enhance(factor))
+        np.testing.assert_array_equal(run(A.contrast, image, factor, "pil"), expected)
+
+
+def test_contrast_modes_differ_and_are_threaded_through_the_policies():
+    image = contrast_image(250, 300)
+    # tf1's clipped "mean" (255) against the real means (~70 grey): the modes are far apart here
+    outs = {mode: run(A.contrast, image, 1.9, mode) for mode in A.CONTRAST_MODES}
+    assert np.abs(outs["tf1"].astype(int) - outs["pil"]).max() > 100
+    assert np.abs(outs["model_garden"].astype(int) - outs["pil"]).max() > 10
+    x = tf.constant(image)
+    for mode in A.CONTRAST_MODES:
+        ra = only("Contrast", magnitude=10, include_identity=False, contrast_mode=mode)  # factor 1.9
+        np.testing.assert_array_equal(ra(x, [0, 1]), outs[mode])
+        aa = A.AutoAugment([[("Contrast", 1.0, 10)]], contrast_mode=mode)
+        np.testing.assert_array_equal(aa(x, [0, 1]), outs[mode])
+    assert A.RandAugment().contrast_mode == A.AutoAugment().contrast_mode == "pil"
+    for bad in (lambda: A.RandAugment(contrast_mode="tf2"), lambda: A.AutoAugment(contrast_mode="PIL")):
+        with pytest.raises(ValueError, match="contrast_mode must be one of"):
+            bad()
+
+
+def test_contrast_mode_from_data_config(monkeypatch):
+    from regnet_tf.data import sources
+    from regnet_tf.data.config import DataConfig
+
+    made = []
+    monkeypatch.setattr(A, "RandAugment", lambda **kw: made.append(("ra", kw["contrast_mode"])))
+    monkeypatch.setattr(A, "AutoAugment", lambda policy, **kw: made.append(("aa", kw["contrast_mode"])))
+    sources._randaugment(DataConfig(randaug_layers=2, contrast_mode="tf1"))
+    sources._randaugment(DataConfig(autoaugment="v0", contrast_mode="model_garden"))
+    assert made == [("ra", "tf1"), ("aa", "model_garden")]
+    assert DataConfig().contrast_mode == "pil"
+    with pytest.raises(ValueError, match="contrast_mode must be one of"):
+        DataConfig(contrast_mode="tf2")
 
 
 @pytest.mark.parametrize("factor", [0.1, 0.55, 1.9, 2.8])

@@ -4,6 +4,7 @@ Fast: no model is built and nothing trains (specs and analytic complexity only).
 """
 
 import functools
+import importlib.util
 import os
 
 import pytest
@@ -91,6 +92,7 @@ FAST = {  # model: (image size, top-1 errors 1x / 2x / 4x, Table 5/6 flops (B), 
     "efficientnet_b2": (260, (20.7, 20.0, 19.6), (1.0, 9.1, 13.8)),
     "efficientnet_b3": (300, (19.4, 18.8, 18.3), (1.8, 12.2, 23.8)),
     "efficientnet_b4": (380, (18.0, 17.4, 17.3), (4.4, 19.3, 49.5)),
+    "efficientnet_b5": (456, (17.1, 16.7, None), (10.3, 30.4, 98.9)),  # no 4x number in Table 5
 }
 SCHEDULES = {"1x": 100, "2x": 200, "4x": 400}
 EFFNET_RS = {0: (224, 10), 1: (232, 15), 2: (240, 15), 3: (256, 15), 4: (288, 15), 5: (320, 15), 6: (344, 20),
@@ -103,22 +105,29 @@ REQUIRED = (
     | {f"{m}_zoo" for m in ZOO} | {"regnet_design_space"}
     | {f"fast_scaling_{m}_{s}" for m in FAST for s in SCHEDULES}
     | {f"efficientnet_rs_b{b}" for b in EFFNET_RS}
+    | {"regnet_design_space_e25", "fast_scaling_search"} | {f"fast_scaling_regnetz_040_224_{s}" for s in SCHEDULES}
+    | {f"{m}_{d}_dds" for m in ("resnet", "resnext") for d in (50, 101, 152)}
+    | {f"efficientnet_b{b}_dds" for b in range(6)}
 )
 
 
 def test_required_names():
     names = set(recipe.list_recipes())
     assert REQUIRED <= names, sorted(REQUIRED - names)
-    for prefix in ("resnet_rs_", "rs_additive_", "rs_weight_decay_", "fast_scaling_", "efficientnet_rs_"):
+    for prefix in ("resnet_rs_", "rs_additive_", "rs_weight_decay_", "fast_scaling_", "efficientnet_", "resne"):
         assert {n for n in names if n.startswith(prefix)} == {n for n in REQUIRED if n.startswith(prefix)}, prefix
     assert {n for n in names if n.startswith("regnet")} == {n for n in REQUIRED if n.startswith("regnet")}
-    assert len(REQUIRED) == 11 + 11 + 12 + 25 + 24 + 8
+    assert len(REQUIRED) == 11 + 11 + 12 + 26 + 27 + 4 + 8 + 12
 
 
 def test_docs_list_every_recipe():
-    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "RECIPES.md"),
-              encoding="utf-8") as f:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "RECIPES.md"), encoding="utf-8") as f:
         doc = f.read()
+    spec = importlib.util.spec_from_file_location("make_recipes_doc", os.path.join(root, "tools", "make_recipes_doc.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.render(doc) == doc, "docs/RECIPES.md's recipe tables are stale: run python tools/make_recipes_doc.py"
     missing = sorted(n for n in REQUIRED if f"`{n}`" not in doc)
     assert not missing, f"docs/RECIPES.md does not list {missing}"
 
@@ -152,7 +161,12 @@ def test_resnet_rs_table8(depth, res, magnitude, sd, dropout, top1):
     assert r.data.image_size == res and r.data.randaug_magnitude == magnitude
     assert spec.drop_path_rate == sd and spec.dropout == dropout
     assert r.paper_top1 == top1 and "Table 8" in r.paper_ref and "Table 7" in r.paper_ref
-    assert r.total_steps() == 350 * 312  # 109,200 steps as the TF2 configs
+    if res == 320:  # the two early-stopped models (appendix B): minival held out, the best minival checkpoint kept
+        assert r.data.minival_shards == 20 and r.train.keep_best and r.train.eval_every_epochs > 0
+        assert r.total_steps() == 350 * ((1_281_167 - 25_023) // 4096)  # 306 steps per epoch on 1004 shards
+    else:
+        assert r.data.minival_shards == 0 and not r.train.keep_best
+        assert r.total_steps() == 350 * 312  # 109,200 steps as the TF2 configs
 
 
 # ----------------------------------------------------------------------------------- additive study, Table 1
@@ -205,6 +219,7 @@ def test_weight_decay_grid():
             assert r.model.name == f"resnet_{depth}" and r.data.image_size == {50: 224, 200: 256}[depth]
             assert spec.se_ratio == 0 and spec.stem == "v0"  # the paper's "ResNet": no SE, no ResNet-D
             assert "Table 2" in r.paper_ref and "minival" in r.paper_ref
+            assert r.data.minival_shards == 20 and r.data.num_minival_examples == 25_023  # 20 / 1024 of the set
             # the training methods of Table 1 (rows 1-3)
             assert r.train.epochs == 350 and r.schedule.name == "cosine" and r.ema.decay == 0.9999
             assert spec.bn_momentum == 0
@@ -216,8 +231,9 @@ def test_weight_decay_grid():
 
 
 def test_weight_decay_resnet_200_full_regularization_is_the_additive_study():
-    assert recipe.diff(load("rs_weight_decay_200_ra_ls_sd_do_wd1e-4"), load("rs_additive_07_dropout")) == {}
-    assert recipe.diff(load("rs_weight_decay_200_ra_ls_sd_do_wd4e-5"), load("rs_additive_08_weight_decay")) == {}
+    minival = {"data.minival_shards": (20, 0), "data.num_minival_examples": (25_023, 0)}  # Table 2 is on minival
+    assert recipe.diff(load("rs_weight_decay_200_ra_ls_sd_do_wd1e-4"), load("rs_additive_07_dropout")) == minival
+    assert recipe.diff(load("rs_weight_decay_200_ra_ls_sd_do_wd4e-5"), load("rs_additive_08_weight_decay")) == minival
 
 
 # ----------------------------------------------------------------------------------------------- RegNet
@@ -229,7 +245,7 @@ def test_regnet_zoo_recipes():
         r = recipes[f"{model}_zoo"]
         assert r.model.name == model and r.train.global_batch_size == batch
         assert r.peak_lr() == pytest.approx(0.1 * batch / 128)  # 0.8 / 0.4 / 0.2
-        assert r.paper_top1 == pytest.approx(100 - err)
+        assert r.zoo_top1 == pytest.approx(100 - err) and "MODEL_ZOO" in r.zoo_ref
         o, s = r.optimizer, r.schedule
         assert o.nesterov and o.decay_all and o.momentum == 0.9 and o.weight_decay == 5e-5
         assert (s.name, s.base_batch_size, s.warmup_epochs, s.warmup_start, s.min_lr) == ("cosine", 128, 5, 0.1, 0)
@@ -256,22 +272,26 @@ def test_fast_scaling(model):
     for (sched, epochs), err in zip(SCHEDULES.items(), errors):
         r = load(f"fast_scaling_{model}_{sched}")
         assert r.model.name == model and r.data.image_size == size
-        assert r.train.epochs == epochs and r.train.global_batch_size == 1024
+        large = model == "efficientnet_b5"  # "for large models we reduce the batch size and learning rate"
+        assert r.train.epochs == epochs and r.train.global_batch_size == (512 if large else 1024)
         s = r.schedule
         assert (s.name, s.base_lr, s.base_batch_size, s.final_lr, s.warmup_epochs) == ("exponential", 2.0, 1024,
                                                                                         0.02, 5)
-        assert r.peak_lr() == pytest.approx(2.0)
+        assert r.peak_lr() == pytest.approx(1.0 if large else 2.0)
         assert r.optimizer.weight_decay == (1e-5 if model.startswith("efficientnet") else 2e-5)
         assert not r.optimizer.decay_all and r.optimizer.momentum == 0.9
         assert r.data.mixup_alpha == 0.2 and r.data.autoaugment == "v0" and r.data.randaug_layers == 0
         assert r.regularization.label_smoothing == 0.1
         assert r.data.eval_mode == "resize_short"
         assert r.spec().dropout == 0 and getattr(r.spec(), "drop_path_rate", 0) == 0  # as pycls; none in the paper
-        # EMA in place of SWA: pycls's EMA rule, 1 - 1e-5 * 1024 / epochs, rounded
-        assert r.ema.decay == pytest.approx(1 - 1.024e-2 / epochs, abs=3e-6)
-        assert r.paper_top1 == pytest.approx(100 - err) and "Table" in r.paper_ref
+        assert r.ema.decay == 0 and r.swa.enabled and (r.swa.start, r.swa.every_epochs) == (0.75, 1.0)
+        assert r.data.contrast_mode == "pil"  # AutoAugment as pycls (PIL)
+        if err is None:
+            assert r.paper_top1 is None
+        else:
+            assert r.paper_top1 == pytest.approx(100 - err) and "Table" in r.paper_ref
         if sched != "1x":
-            assert set(recipe.diff(one, r)) == {"train.epochs", "ema.decay"}
+            assert set(recipe.diff(one, r)) == {"train.epochs"}
     if paper_cx:
         cx = regnet_tf.complexity(one.spec(), size, 1000)
         got = (round(cx["flops"] / 1e9, 1), round(cx["params"] / 1e6, 1), round(cx["acts"] / 1e6, 1))
@@ -294,7 +314,7 @@ def test_efficientnet_rs():
         assert r.model.name == name and r.data.image_size == res == entry.resolution
         assert r.data.randaug_magnitude == magnitude == randaugment_magnitude(res)
         assert f"image_size: {res}" in r.to_yaml() and f"randaug_magnitude: {magnitude}.0" in r.to_yaml()
-        _is_rs_training(r)
+        _is_efficientnet_training(r)
         assert r.spec().dropout == entry.spec.dropout and r.spec().drop_path_rate == entry.spec.drop_path_rate
         assert r.paper_top1 is None
     # the magnitude follows an overridden image size; a family without a rule is an error naming the fix
@@ -304,6 +324,70 @@ def test_efficientnet_rs():
         recipe.load("resnet_rs_50_160", ["data.randaug_magnitude=model"])
     assert recipe.load("resnet_rs_50_160", ["data.image_size=model"]).data.image_size == \
         regnet_tf.get_entry("resnet_rs_50").resolution
+
+
+# The original EfficientNet training setup (section 7.2: "All other hyperparameters are kept the same as per the
+# original EfficientNets"): value, source. TPU = tensorflow/tpu models/official/efficientnet reference code; RR =
+# Revisiting ResNets Table 10; RN = RegNet paper Table 7; EN = EfficientNet paper section 5.2.
+EFFNET_ORIGINAL = {
+    "optimizer.name": ("rmsprop", "TPU utils.build_optimizer; RR Table 10; RN Table 7"),
+    "optimizer.rho": (0.9, "TPU RMSPropOptimizer decay=0.9; EN"),
+    "optimizer.momentum": (0.9, "TPU momentum=0.9; EN"),
+    "optimizer.epsilon": (1e-3, "TPU epsilon=0.001"),
+    "optimizer.nesterov": (False, "TF1 RMSProp has plain momentum"),
+    "optimizer.weight_decay": (1e-5, "TPU --weight_decay=1e-5; EN"),
+    "optimizer.weight_decay_mode": ("l2", "TPU wd x l2_loss added to the loss"),
+    "schedule.name": ("staircase", "TPU exponential_decay(staircase=True); RR Table 10"),
+    "schedule.base_lr": (0.016, "TPU --base_learning_rate=0.016 per 256"),
+    "schedule.base_batch_size": (256, "TPU scaled_lr = base x batch / 256"),
+    "schedule.decay_rate": (0.97, "TPU --lr_decay_factor; EN"),
+    "schedule.decay_epochs": (2.4, "TPU --lr_decay_epoch; EN"),
+    "schedule.warmup_epochs": (5.0, "TPU --lr_warmup_epochs"),
+    "schedule.warmup_start": (0.0, "TPU warmup from 0"),
+    "regularization.label_smoothing": (0.1, "TPU --label_smoothing"),
+    "ema.decay": (0.9999, "TPU --moving_average_decay"),
+    "ema.dynamic": (True, "TPU ExponentialMovingAverage(num_updates=global_step)"),
+    "train.epochs": (350.0, "TPU 218949 steps at 2048; RR Table 10; RN Table 7"),
+    "train.global_batch_size": (4096, "EN initial lr 0.256 = 0.016 x 4096 / 256"),
+    "data.resize_method": ("bicubic", "TPU preprocessing.py default"),
+    "data.eval_mode": ("crop_fraction", "TPU preprocessing.py center crop"),
+    "data.eval_crop_fraction": (0.875, "TPU preprocessing.py CROP_FRACTION"),
+    "data.contrast_mode": ("tf1", "TPU autoaugment.py"),
+    "data.randaug_layers": (2, "Revisiting ResNets 7.2 / Table 8 (RandAugment in place of AutoAugment)"),
+}
+EFFNET_DROPOUT = {0: 0.2, 1: 0.2, 2: 0.3, 3: 0.3, 4: 0.4, 5: 0.4, 6: 0.5, 7: 0.5}  # TPU efficientnet_params
+
+
+def _is_efficientnet_training(r):
+    """The original EfficientNet training (EFFNET_ORIGINAL), BN 0.99 / 1e-3, dropout by model, drop connect 0.2."""
+    for key, (value, source) in EFFNET_ORIGINAL.items():
+        section, field = key.split(".")
+        assert getattr(getattr(r, section), field) == value, f"{r.name}: {key} should be {value!r} ({source})"
+    assert r.peak_lr() == pytest.approx(0.256)  # EfficientNet paper: "initial learning rate 0.256"
+    spec = r.spec()
+    assert (spec.bn_momentum, spec.bn_eps, spec.drop_path_rate) == (0.99, 1e-3, 0.2)
+    assert spec.dropout == EFFNET_DROPOUT[int(r.model.name[-1])]
+    assert not r.data.autoaugment and r.data.mixup_alpha == 0 and r.data.cutmix_alpha == 0
+    assert not r.swa.enabled and r.runtime.mixed_precision == "auto"
+
+
+def test_efficientnet_rs_is_efficientnet_training_with_only_resolution_and_randaugment_changed():
+    """Section 7.2: the same recipe with the original model, resolution and AutoAugment differs from EfficientNet-RS
+    in exactly those (and the RandAugment it replaces): nothing else was changed."""
+    for b, (res, magnitude) in EFFNET_RS.items():
+        rs = load(f"efficientnet_rs_b{b}")
+        original = recipe.load(f"efficientnet_rs_b{b}", [f"model.name=efficientnet_b{b}", "data.image_size=model",
+                                                         "data.randaug_layers=0", "data.autoaugment=v0",
+                                                         f"data.randaug_magnitude={magnitude}"])  # unused: AA
+        changed = recipe.diff(original, rs)
+        assert set(changed) <= {"model.name", "data.image_size", "data.randaug_layers", "data.autoaugment"}, changed
+        assert original.data.image_size == regnet_tf.get_entry(f"efficientnet_b{b}").resolution
+        assert original.data.image_size > res if b else original.data.image_size == res == 224
+        # the networks are the same (widths, depths, dropout, drop connect, BN): only the name differs
+        assert original.spec() == rs.spec()
+    # its own setup, not inherited from ResNet-RS's
+    with open(recipe.recipe_path("_efficientnet_rs"), encoding="utf-8") as f:
+        assert "\nbase:" not in f.read()
 
 
 def test_model_kind_and_name():

@@ -346,7 +346,8 @@ def test_launcher_errors(env, tmp_path):
     assert out.returncode != 0 and "--tpu" in out.stderr
     out = run("train.py", "--list_recipes", env=env)
     assert out.returncode == 0 and "resnet_rs_152_224" in out.stdout and "82.8" in out.stdout
-    assert len(out.stdout.splitlines()) == len(recipe_lib.list_recipes())
+    assert len(out.stdout.splitlines()) == len(recipe_lib.list_recipes()) + len(recipe_lib.list_grids())
+    assert "grid: rs_scaling_d{depth}_w{width}_r{res}_e{epochs} (depth in {26, 50" in out.stdout
 
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])

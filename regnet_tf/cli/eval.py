@@ -8,7 +8,7 @@ from absl import flags
 
 from regnet_tf import cli
 from regnet_tf.cli.shortcuts import shortcut_overrides
-from regnet_tf.data.config import SOURCES, SPLITS
+from regnet_tf.data.config import PIPELINE_SPLITS, SOURCES
 
 FLAGS = flags.FLAGS
 
@@ -21,7 +21,8 @@ def define_flags():
     flags.DEFINE_string("weights", "imagenet", "With --model: imagenet, a tag of public weights or a weights file.")
     flags.DEFINE_enum("data", None, SOURCES, "Data source (default: the run's).")
     flags.DEFINE_string("data_dir", None, "Data directory (default: the run's).")
-    flags.DEFINE_enum("split", "validation", SPLITS, "Split to evaluate.")
+    flags.DEFINE_enum("split", "validation", PIPELINE_SPLITS, "Split to evaluate (minival: the training shards a "
+                      "recipe with data.minival_shards holds out).")
     flags.DEFINE_integer("batch_size", 100, "Batch size.")
     flags.DEFINE_integer("steps", 0, "Evaluate only this many batches (0: the whole split).")
     flags.DEFINE_multi_string("set", [], "Recipe overrides for the data (e.g. data.eval_pattern=val-*).")
@@ -55,7 +56,7 @@ def main(argv):
         trainer = Trainer(recipe, FLAGS.model_dir)
         step = trainer.restore_or_fail("evaluate")
         m = trainer.evaluate(steps=FLAGS.steps, split=FLAGS.split)
-        what = f"{FLAGS.model_dir} step {step} ({'EMA' if trainer.ema else 'raw'} weights)"
+        what = f"{FLAGS.model_dir} step {step} ({trainer.weights_note().lstrip(', ') or 'raw weights'})"
     print(f"{what} on {recipe.data.source} {FLAGS.split}: top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}% "
           f"({m['examples']} images)")
 

@@ -1,4 +1,4 @@
-"""`regnet-export` / `python launch/export.py`: export a model_dir's last checkpoint (EMA weights), or a model with
+"""`regnet-export` / `python launch/export.py`: export a model_dir's last checkpoint (EMA or SWA weights), or a model with
 trained weights (`--model` + `--weights`), as a versioned SavedModel for TF Serving. Usage: see launch/export.py."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main(argv):
     step = trainer.restore_or_fail("export")
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export", str(step))
     path = trainer.export(export_dir, overwrite=FLAGS.overwrite or FLAGS.export_dir is None)
-    print(f"exported step {step} of {recipe.name} ({'EMA' if trainer.ema else 'raw'} weights) to {path}")
+    print(f"exported step {step} of {recipe.name} ({trainer.weights_note().lstrip(', ') or 'raw weights'}) to {path}")
 
 
 def _export_weights():

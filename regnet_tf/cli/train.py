@@ -43,6 +43,8 @@ def _list_recipes():
         r = recipe_lib.load(name)
         paper = f"  [{r.paper_top1}% {r.paper_ref}]" if r.paper_top1 is not None else ""
         print(f"{name:36s} {r.description}{paper}")
+    for grid in recipe_lib.list_grids():
+        print(f"grid: {grid.summary()}: {len(grid.names())} recipes. {grid.file.get('description', '')}")
 
 
 def main(argv):
@@ -78,7 +80,7 @@ def main(argv):
     print(trainer.describe(), flush=True)
     m = trainer.evaluate()
     print(f"evaluation at step {step}: top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}%, loss {m['loss']:.4f} "
-          f"({m['examples']} images{', EMA weights' if trainer.ema else ''})")
+          f"({m['examples']} images{trainer.weights_note()})")
 
 
 def run():

@@ -13,8 +13,10 @@ Choices on the reference quirks (docs/AUGMENT.md has the details):
 - Solarize is a no-op for M >= 10 (threshold >= 256) and posterize keeps more bits as M grows (6 bits at M=15);
   kept as is, since the recipes were tuned with these semantics.
 - `magnitude_std` is not implemented (the reference's version ignores the std and acts as std=1).
-- Contrast blends with the mean of the grayscale image, as PIL and the fixed tensorflow/models (PR #11219); the
-  older reference used H*W/256 (196 at 224 px) by mistake.
+- Contrast has three conventions (`contrast_mode`, DataConfig.contrast_mode): "pil" (default: PIL's
+  ImageEnhance.Contrast, the blend with the rounded mean of the "L" grayscale), "tf1" (the TF1 reference behind the
+  papers' numbers: its "mean" is H*W/256, 196 at 224 px, clipped to 255) and "model_garden" (Model Garden 2.20 calls
+  `tf.image.adjust_contrast`: per-channel means, no blend with a grey image; up to 32 grey levels from "pil").
 - Out-of-image pixels of rotate/shear/translate are 128 (TF1; the TF2 copy that goes through the Keras 2 transform
   defaults to fill_mode="reflect", which silently bypasses its 128 fill).
 - `include_identity=True` is the TF2 reference (17 equiprobable choices, the last one identity); False is TF1 (16).
@@ -33,8 +35,8 @@ import functools
 import tensorflow as tf
 
 from regnet_tf.data.augment_ops import (  # noqa: F401 - the ops are part of this module's API
-    FILL, affine, autocontrast, brightness, color, contrast, cutout, equalize, grayscale, invert, posterize, rotate,
-    sharpness, shear_x, shear_y, solarize, solarize_add, translate_x, translate_y)
+    CONTRAST_MODES, FILL, affine, autocontrast, brightness, color, contrast, cutout, equalize, grayscale, invert,
+    posterize, rotate, sharpness, shear_x, shear_y, solarize, solarize_add, translate_x, translate_y)
 from regnet_tf.data.augment_policies import (  # noqa: F401
     MAX_LEVEL, POLICIES, POLICY_V0, RANDAUGMENT_OPS, SIGNED_OPS, level_to_arg)
 from regnet_tf.data.preprocess import to_uint8
@@ -54,9 +56,12 @@ _WITH_ARG = {"Rotate": rotate, "Posterize": posterize, "Solarize": solarize, "So
              "ShearX": shear_x, "ShearY": shear_y, "TranslateX": translate_x, "TranslateY": translate_y}
 
 
-def apply_op(name, image, arg, u):
+def apply_op(name, image, arg, u, contrast_mode="pil"):
     """Apply op `name` with argument `arg` (from level_to_arg) to a uint8 image. `u`: float32 uniforms in [0, 1):
-    u[0] < 0.5 negates a signed argument, u[1], u[2] place the cutout centre (row, column)."""
+    u[0] < 0.5 negates a signed argument, u[1], u[2] place the cutout centre (row, column). `contrast_mode`: the
+    Contrast op's convention (`contrast`)."""
+    if name == "Contrast":
+        return contrast(image, arg, contrast_mode)
     if name in _NO_ARG:
         return _NO_ARG[name](image)
     if name == "Cutout":
@@ -88,6 +93,12 @@ def _seed_or_fresh(seed):
     return seed
 
 
+def _check_contrast_mode(mode):
+    if mode not in CONTRAST_MODES:
+        raise ValueError(f"contrast_mode must be one of {CONTRAST_MODES}; got {mode!r}")
+    return mode
+
+
 def make_seeds(seed, num):
     """`num` stateless seeds (shape [num, 2]) from `seed` (int tensor of shape [2]), or fresh ones if seed is None."""
     return tf.random.experimental.stateless_split(tf.cast(_seed_or_fresh(seed), tf.int64), num)
@@ -98,12 +109,13 @@ class RandAugment:
 
     `num_layers` ops are applied in sequence, each chosen uniformly among the 16 ops (minus `exclude_ops`) plus, with
     `include_identity` (the TF2 reference), an identity choice. With `prob_to_apply`, each layer's result is kept with
-    that probability. Call on a uint8 HxWx3 image (or float 0-255: clipped, cast to uint8 and back), with an optional
-    int seed tensor of shape [2]; the output has the input's shape and dtype.
+    that probability. `contrast_mode`: "pil", "tf1" or "model_garden" (the Contrast op, module docstring). Call on
+    a uint8 HxWx3 image (or float 0-255: clipped, cast to uint8 and back), with an optional int seed tensor of shape
+    [2]; the output has the input's shape and dtype.
     """
 
     def __init__(self, num_layers=2, magnitude=10.0, translate_const=100.0, cutout_const=40.0,
-                 include_identity=True, exclude_ops=(), prob_to_apply=None):
+                 include_identity=True, exclude_ops=(), prob_to_apply=None, contrast_mode="pil"):
         unknown = set(exclude_ops) - set(RANDAUGMENT_OPS)
         if unknown:
             raise ValueError(f"Unknown ops in exclude_ops: {sorted(unknown)}; ops are {RANDAUGMENT_OPS}")
@@ -117,11 +129,13 @@ class RandAugment:
         self.args = level_to_arg(self.magnitude, self.translate_const, self.cutout_const)
         if not self.ops and not self.include_identity:
             raise ValueError("RandAugment needs at least one op")
+        self.contrast_mode = _check_contrast_mode(contrast_mode)
 
     def __repr__(self):
         return (f"RandAugment(num_layers={self.num_layers}, magnitude={self.magnitude}, "
                 f"translate_const={self.translate_const}, cutout_const={self.cutout_const}, "
-                f"include_identity={self.include_identity}, ops={len(self.ops)}, prob_to_apply={self.prob_to_apply})")
+                f"include_identity={self.include_identity}, ops={len(self.ops)}, prob_to_apply={self.prob_to_apply}, "
+                f"contrast_mode={self.contrast_mode!r})")
 
     def __call__(self, image, seed=None):
         image = tf.convert_to_tensor(image)
@@ -133,7 +147,8 @@ class RandAugment:
             u = uniforms[layer]
             index = tf.minimum(tf.cast(u[0] * num_choices, tf.int32), num_choices - 1)
             op_u = u[1:4]  # one slice shared by the branches (every op outside the Case runs on each call)
-            branches = [functools.partial(apply_op, op, x, self.args[op], op_u) for op in self.ops]
+            branches = [functools.partial(apply_op, op, x, self.args[op], op_u, self.contrast_mode)
+                        for op in self.ops]
             if self.include_identity:
                 branches.append(functools.partial(tf.identity, x))
             y = switch_case(index, branches)
@@ -147,9 +162,10 @@ class RandAugment:
 
 class AutoAugment:
     """AutoAugment: one sub-policy chosen uniformly per image, each of its ops applied with its own probability,
-    with the reference constants (translate_const 250, cutout_const 100). Same call convention as RandAugment."""
+    with the reference constants (translate_const 250, cutout_const 100). Same call convention and `contrast_mode`
+    as RandAugment."""
 
-    def __init__(self, policy="v0", translate_const=250.0, cutout_const=100.0):
+    def __init__(self, policy="v0", translate_const=250.0, cutout_const=100.0, contrast_mode="pil"):
         if isinstance(policy, str):
             if policy not in POLICIES:
                 raise ValueError(f"Unknown AutoAugment policy {policy!r}; known: {sorted(POLICIES)}")
@@ -161,6 +177,7 @@ class AutoAugment:
         self.translate_const = float(translate_const)
         self.cutout_const = float(cutout_const)
         self._max_steps = max(len(sub) for sub in self.policy)
+        self.contrast_mode = _check_contrast_mode(contrast_mode)
 
     def _sub_policy(self, sub, image, u):
         for i, (op, p, level) in enumerate(sub):
@@ -168,7 +185,7 @@ class AutoAugment:
                 continue
             arg = level_to_arg(level, self.translate_const, self.cutout_const)[op]
             ui = u[1 + 4 * i: 5 + 4 * i]
-            apply = functools.partial(apply_op, op, image, arg, ui[1:])
+            apply = functools.partial(apply_op, op, image, arg, ui[1:], self.contrast_mode)
             image = apply() if p == 1.0 else tf.cond(ui[0] < p, apply, functools.partial(tf.identity, image))
         return image
 

@@ -76,9 +76,32 @@ def color(image, factor):
     return _blend(grayscale(image, 3), image, factor)
 
 
-def contrast(image, factor):
-    """PIL Contrast: blend a constant image at the (truncated) mean grayscale value with the image."""
-    return _blend(tf.floor(tf.reduce_mean(grayscale(image))), image, factor)
+CONTRAST_MODES = ("tf1", "model_garden", "pil")
+
+
+def contrast(image, factor, mode="pil"):
+    """Contrast, in one of three conventions (docs/AUGMENT.md, "Contrast"):
+
+    - "pil": PIL `ImageEnhance.Contrast`: blend a constant image at int(m + 0.5), m the mean of PIL's "L" grayscale
+      ((19595 R + 38470 G + 7471 B + 2**15) >> 16), with the image.
+    - "tf1": the TF1 reference (tensorflow/tpu autoaugment.py, behind the papers' numbers): its "mean" is the sum of
+      a 256-bin histogram / 256, i.e. H*W/256, clipped to 255 and truncated; then the same blend.
+    - "model_garden": `tf.image.adjust_contrast` (Model Garden 2.20): per-channel mean m of x / 255,
+      (x - m) * factor + m, back to uint8 as trunc(clip(y * 255.5, 0, 255)).
+    """
+    if mode == "model_garden":
+        return tf.image.adjust_contrast(image, factor)
+    if mode == "tf1":
+        shape = tf.shape(image)
+        degenerate = tf.floor(tf.minimum(tf.cast(shape[0] * shape[1], tf.float32) / 256.0, 255.0))
+    elif mode == "pil":  # float32 is exact here: every weighted sum is an integer < 2**24
+        flat = tf.reshape(tf.cast(image, tf.float32), [-1, 3])
+        luma = tf.floor(tf.matmul(flat, tf.constant([[19595.0], [38470.0], [7471.0]])) / 65536.0 + 0.5)
+        total, n = tf.reduce_sum(tf.cast(luma, tf.int64)), tf.cast(tf.shape(flat)[0], tf.int64)
+        degenerate = tf.cast((2 * total + n) // (2 * n), tf.float32)  # int(mean + 0.5), exact
+    else:
+        raise ValueError(f"contrast mode must be one of {CONTRAST_MODES}; got {mode!r}")
+    return _blend(degenerate, image, factor)
 
 
 def brightness(image, factor):

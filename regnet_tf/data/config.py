@@ -10,6 +10,12 @@ another explicit num_classes with source="demo" is an error.
 Labels: records store class k as k + 1 (ImageNet's 1..1000). `stored_label_offset` is what the reader adds to a
 stored label: `label_offset` (default -1) for TFRecords, -1 for the demo data (written by us), 0 for TFDS and image
 folders (their labels are class indices already).
+
+minival (`minival_shards` = m > 0; TFRecords and the demo data only): the last m files of the sorted training
+shards are held out of split "train" and read as split "minival" (evaluation view). `num_minival_examples` None is
+estimated as round(num_train_examples * m / n), n the shard count the source is expected to have (ImageNet-format
+TFRecords: `IMAGENET_TRAIN_SHARDS` = 1024; demo: `DEMO_SHARDS`); `num_trained_examples` is what training reads
+(it sets the steps per epoch); `num_examples(split)` gives each split's size.
 """
 
 from __future__ import annotations
@@ -18,13 +24,15 @@ import dataclasses
 from typing import NamedTuple
 
 from regnet_tf.data.augment_policies import POLICIES
-from regnet_tf.data.format import LABEL_OFFSET, SPLIT_PATTERNS
+from regnet_tf.data.format import IMAGENET_TRAIN_SHARDS, LABEL_OFFSET, SPLIT_PATTERNS
 
 SOURCES = ("tfrecord", "tfds", "folder", "demo")
-SPLITS = ("train", "validation")
+SPLITS = ("train", "validation")  # the splits stored on disk (shard name prefixes)
+PIPELINE_SPLITS = (*SPLITS, "minival")  # what input_pipeline reads: minival = the held-out training shards
 DTYPES = ("float32", "bfloat16", "float16")
 RESIZE_METHODS = ("bilinear", "bicubic")
 EVAL_MODES = ("crop_fraction", "resize_short")
+CONTRAST_MODES = ("tf1", "model_garden", "pil")
 CENTER_CROP_FRACTION = 0.875  # eval: the centered crop's side / the short side (224 of 256)
 AUTOAUGMENT_POLICIES = tuple(sorted(POLICIES))
 
@@ -39,6 +47,7 @@ IMAGENET = Sizes(1000, 1_281_167, 50_000)  # ImageNet-1k (ILSVRC2012)
 # The built-in demo data (regnet_tf.data.demo): its classes (shapes and textures) and default split sizes.
 DEMO_CLASSES = ("disk", "square", "triangle", "ring", "cross", "ellipse", "stripes", "checkerboard", "dots", "grid")
 DEMO = Sizes(len(DEMO_CLASSES), 5000, 1000)
+DEMO_SHARDS = (8, 2)  # the demo data's train / validation shard counts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +63,10 @@ class DataConfig:
     label_offset: int = LABEL_OFFSET  # added to stored TFRecord labels: ImageNet's 1..1000 -> 0..999 (0: keep them)
     train_pattern: str = SPLIT_PATTERNS["train"]
     eval_pattern: str = SPLIT_PATTERNS["validation"]
+    # minival (Revisiting ResNets: "2% of the ImageNet training set (20 shards out of 1024)"): > 0 holds this many
+    # training shards out of training; they are the "minival" split that evaluation during training uses
+    minival_shards: int = 0
+    num_minival_examples: int | None = None  # None: estimated from minival_shards (module docstring); 0 without
     tfds_name: str = "imagenet2012"
     tfds_manual_dir: str | None = None  # where ILSVRC2012_img_{train,val}.tar are, to prepare the TFDS dataset
     image_size: int = 224
@@ -67,6 +80,10 @@ class DataConfig:
     randaug_magnitude: float = 10.0
     randaug_translate_const: float = 100.0
     randaug_cutout_const: float = 40.0
+    # Contrast of RandAugment / AutoAugment: tf1 (the TF1 reference's H*W/256 "mean", behind the papers' TF
+    # numbers), model_garden (tf.image.adjust_contrast: per-channel means), pil (PIL ImageEnhance.Contrast: the
+    # rounded mean of the "L" grayscale); docs/AUGMENT.md "Contrast"
+    contrast_mode: str = "pil"
     autoaugment: str = ""  # "" (off) or an AutoAugment policy name ("v0"); exclusive with RandAugment
     mixup_alpha: float = 0.0  # MixUp / CutMix on batches (both 0: off); labels become soft
     cutmix_alpha: float = 0.0
@@ -107,6 +124,8 @@ class DataConfig:
             (0 < self.crop_aspect_range[0] <= self.crop_aspect_range[1], "crop_aspect_range must be increasing"),
             (0 < self.eval_crop_fraction <= 1, "eval_crop_fraction within (0, 1]"),
             (self.randaug_layers >= 0, "randaug_layers must be >= 0"),
+            (self.contrast_mode in CONTRAST_MODES, f"contrast_mode must be one of {CONTRAST_MODES}"),
+            (self.minival_shards >= 0, "minival_shards must be >= 0"),
             (not self.autoaugment or self.autoaugment in POLICIES,
              f"autoaugment must be '' or one of {list(AUTOAUGMENT_POLICIES)}"),
             (not (self.autoaugment and self.randaug_layers), "choose AutoAugment or RandAugment, not both"),
@@ -117,6 +136,43 @@ class DataConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"DataConfig: {message}; got {self}")
+        self._minival_checks()
+
+    def _minival_checks(self):
+        m, given = self.minival_shards, self.num_minival_examples
+        if m > 0 and self.source not in ("tfrecord", "demo"):
+            raise ValueError(f"DataConfig: minival needs sharded TFRecords (source tfrecord or demo); got source="
+                             f"{self.source!r} with minival_shards={m}: convert the data (launch/build_tfrecords.py) "
+                             f"or set minival_shards=0")
+        if self.source == "demo" and m >= DEMO_SHARDS[0]:
+            raise ValueError(f"DataConfig: minival_shards={m} needs at least {m + 1} training files; the demo data "
+                             f"has {DEMO_SHARDS[0]}: lower minival_shards (e.g. data.minival_shards=2)")
+        if m <= 0 and given:
+            raise ValueError(f"DataConfig: num_minival_examples={given} needs minival_shards > 0; set minival_shards "
+                             f"(e.g. 20 of ImageNet's 1024 train shards) or leave num_minival_examples unset")
+        if given is None:
+            n = DEMO_SHARDS[0] if self.source == "demo" else IMAGENET_TRAIN_SHARDS
+            given = max(1, round(self.num_train_examples * m / n)) if m > 0 else 0
+            object.__setattr__(self, "num_minival_examples", given)
+        if m > 0 and not 1 <= given < self.num_train_examples:
+            raise ValueError(f"DataConfig: num_minival_examples={given} must be in 1..num_train_examples-1 "
+                             f"(num_train_examples={self.num_train_examples}, minival_shards={m})")
+
+    @property
+    def num_trained_examples(self) -> int:
+        """The images training reads: num_train_examples less the minival's (it sets the steps per epoch)."""
+        return self.num_train_examples - self.num_minival_examples
+
+    def num_examples(self, split) -> int:
+        """The (expected) number of images of a split of `PIPELINE_SPLITS`: train (without the minival shards),
+        validation, minival."""
+        sizes = {"train": self.num_trained_examples, "validation": self.num_eval_examples,
+                 "minival": self.num_minival_examples}
+        if split not in sizes:
+            raise ValueError(f"split must be one of {PIPELINE_SPLITS}; got {split!r}")
+        if split == "minival" and not self.minival_shards:
+            raise ValueError("split 'minival' needs data.minival_shards > 0 (the training shards held out for it)")
+        return sizes[split]
 
     @property
     def mixing(self) -> bool:

@@ -25,7 +25,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from regnet_tf.data.config import DEMO, DEMO_CLASSES, DataConfig
+from regnet_tf.data.config import DEMO, DEMO_CLASSES, DEMO_SHARDS, DataConfig
 from regnet_tf.data.format import LABEL_OFFSET, stored_label, write_label_map
 from regnet_tf.data.records import make_example, write_shards
 
@@ -130,7 +130,8 @@ def _manifest(seed, num_train, num_val, min_size, max_size, shards):
             "min_size": min_size, "max_size": max_size, "shards": shards, "classes": list(CLASSES)}
 
 
-def generate(out_dir, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size=48, max_size=96, shards=(8, 2), workers=2):
+def generate(out_dir, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size=48, max_size=96, shards=DEMO_SHARDS,
+             workers=2):
     """Writes train-*-of-* / validation-*-of-* shards, label_map.txt and manifest.json into `out_dir`."""
     with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
         for split, count, num_shards in (("train", num_train, shards[0]), ("validation", num_val, shards[1])):
@@ -150,7 +151,8 @@ def _is_current(data_dir, want) -> bool:
         return False
 
 
-def ensure(data_dir=None, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size=48, max_size=96, shards=(8, 2), log=None):
+def ensure(data_dir=None, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size=48, max_size=96, shards=DEMO_SHARDS,
+           log=None):
     """The demo data's directory (default `cache_root()/demo`), generated first if missing or out of date.
 
     Generation writes to a temporary sibling directory and renames it, so an interrupted run leaves no half data.

@@ -9,7 +9,9 @@ A leaf module: it imports nothing from regnet_tf and no TensorFlow at import (th
   `image/encoded` (the file's bytes), `image/class/label` (int64, **1-based**: class k is stored as k + 1, as
   ImageNet's 1..1000) and descriptive features (`image/format`, `image/class/synset`, `image/height`, ...).
   The reader adds `label_offset` (default `LABEL_OFFSET` = -1) to a stored label to get the class index.
-  Shards are named `<split>-%05d-of-%05d` (`shard_name`).
+  Shards are named `<split>-%05d-of-%05d` (`shard_name`); ImageNet's are train-*-of-01024 and
+  validation-*-of-00128 (`IMAGENET_TRAIN_SHARDS`, `IMAGENET_VALIDATION_SHARDS`). minival (Revisiting ResNets:
+  "20 shards out of 1024") is the last shards of the sorted training files (`split_minival`).
 - Label map (`label_map.txt`, next to the shards and inside an exported SavedModel): one
   `<stored label> <class name>` line per class, in class order; stored label = class index - label_offset.
 - Images: the formats `tf.io.decode_image` decodes (JPEG, PNG, GIF, BMP, WebP, JPEG XL), recognized by their
@@ -31,6 +33,22 @@ IMAGE_KEY = "image/encoded"
 LABEL_KEY = "image/class/label"
 LABEL_OFFSET = -1  # stored label + LABEL_OFFSET = class index: records store class k as k + 1 (ImageNet 1..1000)
 SPLIT_PATTERNS = {"train": "train-*", "validation": "validation-*"}  # shard files of each split
+IMAGENET_TRAIN_SHARDS = 1024  # imagenet_to_gcs.py's shard counts
+IMAGENET_VALIDATION_SHARDS = 128
+
+
+def split_minival(train_files, split, minival_shards, pattern="train-*"):
+    """The files of `split` ("train" or "minival") among the sorted training files when the last `minival_shards`
+    are held out as minival; ValueError naming the counts when fewer than minival_shards + 1 files exist."""
+    files, m = sorted(train_files), minival_shards
+    if m <= 0:
+        if split == "minival":
+            raise ValueError("split 'minival' needs data.minival_shards > 0 (the training shards held out for it)")
+        return files
+    if len(files) < m + 1:
+        raise ValueError(f"minival_shards={m} needs at least {m + 1} training files; {pattern!r} matches "
+                         f"{len(files)}: lower data.minival_shards or write more shards (build_tfrecords --shards N)")
+    return files[-m:] if split == "minival" else files[:-m]
 
 
 def features():

@@ -37,9 +37,9 @@ import re
 import tensorflow as tf
 
 from regnet_tf.data import demo, preprocess
-from regnet_tf.data.config import SOURCES, SPLITS, DataConfig  # noqa: F401 - re-exported (the pipeline's config)
+from regnet_tf.data.config import PIPELINE_SPLITS, SOURCES, SPLITS, DataConfig  # noqa: F401 - re-exported
 from regnet_tf.data.format import (IMAGE_EXTENSIONS, IMAGE_KEY, LABEL_KEY, LABEL_MAP, LABEL_OFFSET, SPLIT_PATTERNS,
-                                   features)
+                                   features, split_minival)
 from regnet_tf.data.records import list_image_folder
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -89,6 +89,11 @@ def _tfds():
     return tfds
 
 
+def _check_split(split):  # "minival": the training shards held out by minival_shards
+    if split not in PIPELINE_SPLITS:
+        raise ValueError(f"split must be one of {PIPELINE_SPLITS}; got {split!r}")
+
+
 def _list_folder(config, split):
     """list_image_folder of the split's root: data_dir/<split> if it exists, else data_dir."""
     root = _data_dir(config)
@@ -101,11 +106,10 @@ def _list_folder(config, split):
 
 def check_data(config: DataConfig, splits=SPLITS):
     """Fails early (before a model is built) when `config`'s data is not there: FileNotFoundError with the expected
-    layout and the demo alternative (tfrecord: the shards of each split; folder: images under the root; tfds:
-    ImportError without tensorflow-datasets). The demo data is generated on first use and always passes."""
+    layout and the demo alternative (tfrecord: the shards of each split, > minival_shards training shards; folder:
+    images under the root; tfds: ImportError without tensorflow-datasets). The demo data always passes."""
     for split in splits:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        _check_split(split)
         if config.source == "tfrecord":
             list_files(config, split)
         elif config.source == "folder":
@@ -155,16 +159,18 @@ def detect_source(data_dir) -> str:
 
 
 def list_files(config, split):
-    """Sorted TFRecord files of `split`; FileNotFoundError with the pattern and the expected layout if none."""
+    """Sorted TFRecord files of `split`; FileNotFoundError with the pattern and the expected layout if none. With
+    `minival_shards` = m > 0, "minival" is the last m training files and "train" the others (`split_minival`)."""
+    _check_split(split)
     data_dir = _data_dir(config)
-    pattern = os.path.join(data_dir, config.train_pattern if split == "train" else config.eval_pattern)
+    pattern = os.path.join(data_dir, config.eval_pattern if split == "validation" else config.train_pattern)
     if not tf.io.gfile.isdir(data_dir):
         raise FileNotFoundError(f"data directory {data_dir!r} does not exist (looking for {pattern!r}). "
                                 + _IMAGENET_HELP.format(dir=data_dir))
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no files match {pattern!r}. " + _IMAGENET_HELP.format(dir=data_dir))
-    return files
+    return files if split == "validation" else split_minival(files, split, config.minival_shards, pattern)
 
 
 def _read_tfrecord_file(path, size):
@@ -266,8 +272,7 @@ def _folder_source(config, split, training, n, pipeline_id):
 
 
 def _source(config, split, training, input_context):
-    """(config, records dataset, parse) for this input pipeline; the demo source becomes its TFRecord directory
-    (generated on first use)."""
+    """(config, records dataset, parse) for this input pipeline; demo: its TFRecord directory (made on first use)."""
     n = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     if config.source == "demo":
@@ -282,18 +287,16 @@ def _source(config, split, training, input_context):
 
 
 def _randaugment(config):
-    if config.autoaugment:
-        from regnet_tf.data.augment import AutoAugment
-
-        aa = AutoAugment(config.autoaugment)
-        return lambda image, seed: aa(image, seed=seed)
-    if config.randaug_layers <= 0:
+    """AutoAugment or RandAugment of `config` as fn(uint8 image, seed), or None (augment imported only when used)."""
+    if not config.autoaugment and config.randaug_layers <= 0:
         return None
-    from regnet_tf.data.augment import RandAugment  # imported only when used
+    from regnet_tf.data import augment
 
-    ra = RandAugment(num_layers=config.randaug_layers, magnitude=config.randaug_magnitude,
-                     translate_const=config.randaug_translate_const, cutout_const=config.randaug_cutout_const)
-    return lambda image, seed: ra(image, seed=seed)
+    op = augment.AutoAugment(config.autoaugment, contrast_mode=config.contrast_mode) if config.autoaugment else \
+        augment.RandAugment(num_layers=config.randaug_layers, magnitude=config.randaug_magnitude,
+                            translate_const=config.randaug_translate_const,
+                            cutout_const=config.randaug_cutout_const, contrast_mode=config.contrast_mode)
+    return lambda image, seed: op(image, seed=seed)
 
 
 def _check(config):
@@ -325,13 +328,12 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
                    training: bool | None = None, augment_fn=None):
     """A batched tf.data pipeline of (images, labels) for one input pipeline (host) of `input_context`.
 
-    `split`: "train" or "validation". `training` (default: split == "train") selects the random training view,
-    shuffling, repeating and drop_remainder. Batches hold `input_context.get_per_replica_batch_size(global)`
-    images (use with `strategy.distribute_datasets_from_function`). `augment_fn(uint8 image, seed) -> uint8
-    image` replaces RandAugment (the benchmark uses it for Keras's RandAugment).
+    `split`: "train", "validation" or "minival" (the training shards held out by `minival_shards`). `training`
+    (default: split == "train") selects the random training view, shuffling, repeating and drop_remainder. Batches
+    hold `input_context.get_per_replica_batch_size(global)` images (use with `strategy.distribute_datasets_from_
+    function`). `augment_fn(uint8 image, seed) -> uint8 image` replaces RandAugment (bench: Keras's RandAugment).
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    _check_split(split)
     training = split == "train" if training is None else training
     batch = input_context.get_per_replica_batch_size(global_batch_size) if input_context else global_batch_size
     seed = config.seed if config.seed is not None else (0 if config.deterministic else None)
@@ -391,8 +393,7 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
 def encoded_dataset(config: DataConfig, split: str = "validation", input_context=None):
     """(encoded image bytes, int32 label) pairs of a split, read once in file order, undecoded: what a serving
     signature that takes image bytes is fed (`launch/eval.py --saved_model`)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    _check_split(split)
     _, ds, parse = _source(dataclasses.replace(config, deterministic=True, cache=False), split, False, input_context)
     ds = ds.filter(lambda e: tf.logical_not(e["broken"]))
     return ds.map(lambda e: tuple(x if i == 0 else tf.cast(x, tf.int32) for i, x in enumerate(parse(e))),

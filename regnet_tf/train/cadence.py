@@ -11,6 +11,8 @@ import threading
 
 import keras
 
+from regnet_tf.train import swa
+
 
 @dataclasses.dataclass
 class Cadence:
@@ -19,7 +21,9 @@ class Cadence:
     A compiled loop runs `steps_per_loop` steps (0: min(100, an epoch)) and never crosses an epoch end or a
     checkpoint step. Checkpoints: every `checkpoint_every` steps (0: at each epoch end) and at the last step.
     Evaluations: every `eval_every_epochs` (0: none; the final evaluation is the Trainer's). Train logs: when
-    `log_every` steps have passed since the last (0: after every loop) and at the last step.
+    `log_every` steps have passed since the last (0: after every loop) and at the last step. SWA snapshots
+    (`swa_period` > 0): at the multiples of `swa_period` from step `swa_first` on, and at the last step; loops stop
+    there too (`regnet_tf.train.swa`).
     """
 
     total: int
@@ -29,11 +33,26 @@ class Cadence:
     eval_every_epochs: float = 0.0
     log_every: int = 0
     last_log: int = 0
+    swa_first: int = 0
+    swa_period: int = 0
 
     def next_stop(self, step):
         spe, every = self.steps_per_epoch, self.checkpoint_every
         nxt = min(step + (self.steps_per_loop or min(100, spe)), self.total, (step // spe + 1) * spe)
+        if self.swa_period:
+            nxt = min(nxt, swa.next_snapshot(step, self.swa_first, self.swa_period))
         return min(nxt, (step // every + 1) * every) if every else nxt
+
+    def swa_due(self, step):
+        return bool(self.swa_period) and swa.snapshot_due(step, self.total, self.swa_first, self.swa_period)
+
+    def evals_between(self, a, b):
+        """How many evaluations during training fall in the steps (a, b]."""
+        if self.eval_every_epochs <= 0:
+            return 0
+        q = max(1, round(self.eval_every_epochs * self.steps_per_epoch))
+        b = min(b, self.total - 1)
+        return max(0, b // q - a // q)
 
     def epoch_end(self, step):
         return step % self.steps_per_epoch == 0 or step == self.total

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from regnet_tf.train import TrainingError, optim
+from regnet_tf.train import TrainingError, distribute, optim
 from regnet_tf.train import recipe as recipe_lib
 
 
@@ -26,6 +26,56 @@ def load_run(model_dir, overrides=()):
     with open(path, encoding="utf-8") as f:
         raw = yaml.safe_load(f)
     return recipe_lib.from_dict(recipe_lib.apply_overrides(raw, overrides), name=raw.get("name", ""))
+
+
+def describe_run(trainer):
+    """A Trainer's multi-line summary: the model, its complexity at the training resolution, the run's shape."""
+    from regnet_tf import complexity
+
+    r, cx = trainer.recipe, None
+    try:
+        cx = complexity(trainer.spec, r.data.image_size, trainer.num_classes)
+    except Exception:  # noqa: BLE001 - the summary never blocks training
+        pass
+    lines = [f"model: {r.model.name or r.model.kind} {type(trainer.spec).__name__} at {r.data.image_size} px, "
+             f"{trainer.num_classes} classes"]
+    if cx:
+        lines.append(f"complexity: {cx['flops'] / 1e9:.3f} GMACs (multiply-adds), {cx['params'] / 1e6:.3f} M "
+                     f"params, {cx['acts'] / 1e6:.3f} M acts")
+    lines.append(f"strategy: {distribute.strategy_name(trainer.strategy)} with "
+                 f"{trainer.strategy.num_replicas_in_sync} replica(s); precision {trainer.policy}; XLA "
+                 f"{'on' if trainer.xla else 'off'}")
+    total, spe = trainer.total_steps, trainer.steps_per_epoch
+    lines.append(f"schedule: {total} steps ({total / spe:.2f} epochs of {spe} steps), global batch "
+                 f"{r.train.global_batch_size}, peak lr {r.peak_lr():.4g} ({r.schedule.name})")
+    if r.swa.enabled:
+        from regnet_tf.train import swa
+
+        first, period = swa.snapshot_steps(total, spe, r.swa.start, r.swa.every_epochs)
+        lines.append(f"SWA: a snapshot every {period} steps from step {first} on and at step {total}; BN statistics "
+                     f"recomputed on {r.swa.bn_examples or 'an epoch of'} training images before evaluation/export")
+    return "\n".join(lines)
+
+
+def write_run_recipe(model_dir, recipe, log=print):
+    """Writes model_dir/recipe.yaml (atomically); refuses a model_dir started with another model, logs other
+    changes."""
+    path = os.path.join(model_dir, "recipe.yaml")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            old = recipe_lib.from_dict(yaml.safe_load(f))
+        changes = recipe_lib.diff(old, recipe)
+        model_changes = {k: v for k, v in changes.items() if k.startswith("model.")
+                         or k in ("data.image_size", "data.num_classes")}
+        if model_changes:
+            raise TrainingError(f"{model_dir} holds a run of a different model ({model_changes}); its "
+                                "checkpoints cannot be resumed with this recipe. Use another --model_dir.")
+        if changes:
+            log(f"note: the recipe differs from the one this model_dir was started with: {changes}")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(recipe.to_yaml())
+    os.replace(tmp, path)
 
 
 def serving_model(spec, recipe, weights):

@@ -10,11 +10,11 @@ import tensorflow as tf
 
 
 class MetricsLog:
-    """TensorBoard scalars (`model_dir/train`, `model_dir/validation`) and one JSON line per record
+    """TensorBoard scalars (`model_dir/<split>`: train, validation, minival, best ...) and one JSON line per record
     (`model_dir/metrics.jsonl`: split, step, time, then the values); a no-op on non-chief workers."""
 
     def __init__(self, model_dir, enabled=True):
-        self.enabled = enabled
+        self.enabled, self.model_dir = enabled, model_dir
         self.path = os.path.join(model_dir, "metrics.jsonl")
         self.writers = {}
         if enabled:
@@ -24,6 +24,8 @@ class MetricsLog:
     def write(self, split, step, **values):
         if not self.enabled:
             return
+        if split not in self.writers:  # another record name: its TensorBoard writer opens on first use
+            self.writers[split] = tf.summary.create_file_writer(os.path.join(self.model_dir, split))
         with self.writers[split].as_default(step=step):
             for k, v in values.items():
                 if isinstance(v, (int, float)):

@@ -1,12 +1,14 @@
 """Optimization pieces read from a recipe: learning-rate schedules, weight decay, the optimizer, EMA, the loss.
 
-- `LearningRate`: per-step cosine / step / exponential / constant schedules with a linear warmup that replaces the
-  start of the schedule (TF Model Garden's LinearWarmup: from `warmup_start` x lr(warmup end) to lr(warmup end)).
-  The cosine spans the whole run, warmup included, and ends at `min_lr` x peak.
+- `LearningRate`: per-step cosine / step / exponential / staircase / constant schedules with a linear warmup that
+  replaces the start of the schedule (TF Model Garden's LinearWarmup: from `warmup_start` x lr(warmup end) to
+  lr(warmup end)). The cosine spans the whole run, warmup included, and ends at `min_lr` x peak. The staircase is
+  EfficientNet's: peak x decay_rate ^ floor(step / (decay_epochs x steps per epoch)), counted from step 0.
 - Weight decay: `l2` adds wd x sum(w^2) / 2 over the decayed variables to the loss (the TF references' wd x
   l2_loss; the gradient gets wd x w, as PyTorch/pycls's coupled decay), `decoupled` lets the optimizer shrink the
   weights after each step (w -= lr x wd x w). Decayed variables: conv/dense kernels, or every trainable variable
   (BN and biases too) with `decay_all`.
+- The optimizer: SGD with momentum, or RMSProp with TF1's semantics (`regnet_tf.train.rmsprop.TF1RMSprop`).
 - `EMA`: an exponential moving average of *every* model variable, BN moving statistics included (the ResNet-RS
   setting of BN momentum 0 + EMA), with the TF references' dynamic decay min(decay, (1 + t) / (10 + t)). Keras 3's
   optimizer EMA averages trainable variables only. Evaluation and export swap the averages in.
@@ -20,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from regnet_tf.data.mixup import to_soft_labels
+from regnet_tf.train.rmsprop import TF1RMSprop
 
 KERNEL_NAMES = ("kernel", "depthwise_kernel")
 
@@ -39,6 +42,8 @@ class LearningRate:
             return self.peak * (c.min_lr + (1.0 - c.min_lr) * 0.5 * (1.0 + tf.cos(math.pi * frac)))
         if c.name == "exponential":
             return self.peak * tf.pow(c.final_lr, frac)
+        if c.name == "staircase":
+            return self.peak * tf.pow(c.decay_rate, tf.floor(t / (c.decay_epochs * self.spe)))
         if c.name == "step":
             passed = tf.add_n([tf.cast(t >= b * self.spe, tf.float32) for b in c.boundaries] or [tf.zeros_like(t)])
             return self.peak * tf.pow(c.decay_rate, passed)
@@ -67,12 +72,21 @@ def l2_loss(variables, weight_decay):
 
 
 def make_optimizer(config, learning_rate, model, loss_scale=False):
-    """SGD with momentum (Nesterov option); decoupled weight decay when `weight_decay_mode` is decoupled."""
-    if config.name != "sgd":
-        raise ValueError(f"unknown optimizer {config.name!r}; valid: sgd")
+    """SGD with momentum (Nesterov option) or TF1 RMSProp (`rho`, `momentum`, `epsilon`); decoupled weight decay
+    when `weight_decay_mode` is decoupled; wrapped in a LossScaleOptimizer with `loss_scale`."""
     decoupled = config.weight_decay_mode == "decoupled" and config.weight_decay > 0
-    opt = keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.momentum, nesterov=config.nesterov,
-                               weight_decay=config.weight_decay if decoupled else None)
+    wd = config.weight_decay if decoupled else None
+    if config.name == "sgd":
+        opt = keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.momentum, nesterov=config.nesterov,
+                                   weight_decay=wd)
+    elif config.name == "rmsprop":
+        if config.nesterov:
+            raise ValueError("optimizer.nesterov applies to sgd only: TF1 RMSProp has plain momentum; set "
+                             "optimizer.nesterov=false")
+        opt = TF1RMSprop(learning_rate=learning_rate, rho=config.rho, momentum=config.momentum,
+                         epsilon=config.epsilon, weight_decay=wd)
+    else:
+        raise ValueError(f"unknown optimizer {config.name!r}; valid: sgd, rmsprop")
     if decoupled:
         keep = {id(v) for v in decayed_variables(model, config.decay_all)}
         opt.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if id(v) not in keep])

@@ -11,9 +11,9 @@ Two data values may be left to the model (`DERIVED`): `data.image_size: model` i
 image size (`ModelEntry.randaug_magnitude`, registered by the family: EfficientNet-RS's section 7.2 rule). The
 loaded recipe holds the numbers.
 
-A recipe file is YAML with the sections of `Recipe` (model, data, optimizer, schedule, regularization, ema, train,
-runtime) plus `description`, `paper_top1` and `paper_ref`. `base: <recipe name or relative path>` inherits another
-file: sections merge key by key, the child wins. Files whose name starts with `_` are bases, not listed as
+A recipe file is YAML with the sections of `Recipe` (model, data, optimizer, schedule, regularization, ema, swa,
+train, runtime) plus `description`, `paper_top1` / `paper_ref` and `zoo_top1` / `zoo_ref`. `base: <recipe name or
+relative path>` inherits another file: sections merge key by key, the child wins. Files whose name starts with `_` are bases, not listed as
 recipes. Recipe names are file names without `.yaml`, unique under `recipes/` (subdirectories only group them).
 Every key is checked: an unknown section or key, a value of the wrong type or an unknown recipe name is a
 ValueError that lists the valid choices. No TensorFlow here: parsing a recipe is pure Python.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import types
 import typing
 import warnings
 from typing import Any, Dict, Optional
@@ -32,17 +31,18 @@ from typing import Any, Dict, Optional
 import yaml
 
 from regnet_tf.data.config import DataConfig
-from regnet_tf.models.registry import get_entry, get_spec, list_models, spec_kinds
+from regnet_tf.models.registry import get_entry, get_spec, spec_kinds
 # re-exported: recipe.list_recipes(), recipe.apply_overrides(...) (the files side lives in recipe_files)
-from regnet_tf.train.recipe_files import (apply_overrides, list_recipes, merge, read_raw,  # noqa: F401
-                                          recipe_path, recipes_dir)
+from regnet_tf.train.recipe_files import (apply_overrides, list_grids, list_recipes, merge,  # noqa: F401
+                                          read_raw, recipe_path, recipes_dir)
+from regnet_tf.train.recipe_values import (DERIVED, _check_fields, _convert, _field_names, _plain,  # noqa: F401
+                                           derive_data, derive_scale)
 
 # The runtime choices: the recipe's runtime keys, and the launcher's --strategy (which `train.distribute` builds),
 # here so that the command line reads them without importing TensorFlow.
 STRATEGIES = ("auto", "cpu", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "none", "float32", "bfloat16", "float16")  # auto: bfloat16 on TPU, float16 on GPU, else 32
 XLA_MODES = ("auto", "on", "off")
-DERIVED = "model"  # the value of a data key that the model decides (image_size, randaug_magnitude)
 
 # ---------------------------------------------------------------------------------------------------- schema
 
@@ -55,6 +55,9 @@ class ModelConfig:
     name: str = ""
     kind: str = ""
     spec: Dict[str, Any] = dataclasses.field(default_factory=dict)  # spec fields, e.g. {se_ratio: 0.25}
+    # a model scaled by regnet_tf.scale: {base: regnety_040, factor: 4, strategy: dWr, alpha: 0.8}; `spec` then
+    # changes fields of the scaled spec, and data.image_size: model is the scaled resolution
+    scale: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.name in spec_kinds() and not self.kind:  # recipes written before model.kind existed
@@ -67,8 +70,10 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    name: str = "sgd"  # SGD with momentum (the papers' optimizer)
+    name: str = "sgd"  # sgd: SGD with momentum (the papers' optimizer) | rmsprop (TF1 EfficientNet's)
     momentum: float = 0.9
+    rho: float = 0.9  # rmsprop: decay of the mean square (TF1 RMSPropOptimizer `decay`)
+    epsilon: float = 1e-3  # rmsprop: added to the mean square (TF1 EfficientNet: 0.001)
     nesterov: bool = False
     weight_decay: float = 0.0
     # l2: adds weight_decay * sum(w^2) / 2 to the loss (TF references' wd * l2_loss, pycls/PyTorch SGD's coupled
@@ -79,14 +84,15 @@ class OptimizerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ScheduleConfig:
-    name: str = "cosine"  # cosine | step | exponential | constant
+    name: str = "cosine"  # cosine | step | exponential | staircase | constant
     base_lr: float = 0.1  # learning rate at base_batch_size; scaled linearly with the global batch size
     base_batch_size: int = 256
     warmup_epochs: float = 0.0  # linear warmup, replacing the start of the schedule (TF Model Garden)
     warmup_start: float = 0.0  # lr at step 0 as a fraction of the schedule's value at the end of warmup (pycls 0.1)
     min_lr: float = 0.0  # cosine: final lr as a fraction of the peak (pycls OPTIM.MIN_LR)
     boundaries: tuple = ()  # step: epochs at which the lr is multiplied by decay_rate
-    decay_rate: float = 0.1
+    decay_rate: float = 0.1  # step: at each boundary; staircase: every decay_epochs
+    decay_epochs: float = 0.0  # staircase: lr = peak * decay_rate ** floor(epoch / decay_epochs) (EfficientNet 2.4)
     final_lr: float = 0.02  # exponential: lr(t) = peak * final_lr ** (t / T) (fast-scaling paper's beta)
 
 
@@ -104,6 +110,18 @@ class EMAConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SWAConfig:
+    """Stochastic weight averaging (Izmailov et al. 2018): an equal-weight average of the weights at the end of
+    every `every_epochs` epochs from `start` x the run on; BN statistics are recomputed for the averaged weights
+    (on `bn_examples` training images, 0: one epoch) before it is evaluated or exported. Exclusive with the EMA."""
+
+    enabled: bool = False
+    start: float = 0.75  # fraction of the run after which snapshots are averaged (SWA paper: the last 25%)
+    every_epochs: float = 1.0  # one snapshot per this many epochs (SWA's cycle length), and one at the end
+    bn_examples: int = 8192  # training images for the BN recompute (pycls's precise-BN 8192); 0: a full epoch
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     epochs: float = 90.0
     global_batch_size: int = 256
@@ -114,6 +132,10 @@ class TrainConfig:
     steps_per_loop: int = 0  # steps per compiled loop / progress-bar update; 0: min(100, steps per epoch)
     log_every_steps: int = 0  # TensorBoard / JSON train scalars; 0: every loop
     eval_steps: int = 0  # > 0: evaluate only this many batches (quick checks)
+    # early stopping: keep the checkpoint with the best evaluation top-1 (on minival when data.minival_shards > 0)
+    # in model_dir/best, and export it; `patience` > 0 also stops after that many evaluations without a new best
+    keep_best: bool = False
+    patience: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,12 +151,15 @@ class Recipe:
     description: str = ""
     paper_top1: Optional[float] = None  # the top-1 the paper reports for this recipe (ImageNet validation)
     paper_ref: str = ""  # where: e.g. "Revisiting ResNets, Table 8"
+    zoo_top1: Optional[float] = None  # the top-1 of the released model (e.g. pycls MODEL_ZOO), when it differs
+    zoo_ref: str = ""  # where that number comes from
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     regularization: RegularizationConfig = dataclasses.field(default_factory=RegularizationConfig)
     ema: EMAConfig = dataclasses.field(default_factory=EMAConfig)
+    swa: SWAConfig = dataclasses.field(default_factory=SWAConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
@@ -171,7 +196,7 @@ class Recipe:
         return spec
 
     def steps_per_epoch(self) -> int:
-        return max(1, self.data.num_train_examples // self.train.global_batch_size)
+        return max(1, self.data.num_trained_examples // self.train.global_batch_size)  # minival shards held out
 
     def total_steps(self) -> int:
         return self.train.steps or max(1, round(self.train.epochs * self.steps_per_epoch()))
@@ -188,24 +213,12 @@ class Recipe:
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Recipe)}
 _CHOICES = {
-    ("optimizer", "name"): ("sgd",),
+    ("optimizer", "name"): ("sgd", "rmsprop"),
     ("optimizer", "weight_decay_mode"): ("l2", "decoupled"),
-    ("schedule", "name"): ("cosine", "step", "exponential", "constant"),
+    ("schedule", "name"): ("cosine", "step", "exponential", "staircase", "constant"),
     ("runtime", "mixed_precision"): PRECISIONS,
     ("runtime", "xla"): XLA_MODES,
 }
-
-
-def _field_names(obj) -> set:
-    return {f.name for f in dataclasses.fields(obj)}
-
-
-def _check_fields(recipe_name, spec, changes, what):
-    unknown = sorted(set(changes) - _field_names(spec))
-    if unknown:
-        name = spec.__name__ if isinstance(spec, type) else type(spec).__name__
-        raise ValueError(f"recipe {recipe_name!r}: {name} of {what} has no field(s) {unknown}; valid: "
-                         f"{sorted(_field_names(spec))}")
 
 
 def _section_classes():
@@ -229,6 +242,17 @@ def _validate(r: Recipe):
         (0 < r.schedule.final_lr <= 1, "schedule.final_lr must be in (0, 1]"),
         (r.optimizer.weight_decay >= 0, "optimizer.weight_decay must be >= 0"),
         (list(r.schedule.boundaries) == sorted(r.schedule.boundaries), "schedule.boundaries must be increasing"),
+        (r.schedule.name != "staircase" or r.schedule.decay_epochs > 0,
+         "schedule.decay_epochs must be > 0 for the staircase schedule (EfficientNet: 2.4)"),
+        (0 < r.optimizer.rho < 1 and r.optimizer.epsilon > 0, "optimizer.rho must be in (0, 1), epsilon > 0"),
+        (0 <= r.swa.start < 1 and r.swa.every_epochs > 0 and r.swa.bn_examples >= 0,
+         "swa.start must be in [0, 1), swa.every_epochs > 0, swa.bn_examples >= 0"),
+        (not (r.swa.enabled and r.ema.decay > 0), "choose swa.enabled or ema.decay > 0, not both (the evaluated "
+         "and exported weights are one average)"),
+        (r.train.patience >= 0, "train.patience must be >= 0"),
+        (not (r.train.patience and not r.train.keep_best), "train.patience needs train.keep_best: true"),
+        (not (r.train.keep_best and r.train.eval_every_epochs <= 0),
+         "train.keep_best compares evaluations during training: set train.eval_every_epochs > 0"),
     ]
     for ok, message in checks:
         if not ok:
@@ -249,70 +273,7 @@ def _validate(r: Recipe):
                              "it is meant to be used with an EMA of all variables (set ema.decay, e.g. 0.9999)")
 
 
-def derive_data(raw: dict) -> dict:
-    """A raw recipe with its `DERIVED` data values replaced by numbers: `data.image_size: model` -> the registered
-    resolution of model.name; `data.randaug_magnitude: model` -> its family's magnitude rule at data.image_size."""
-    data = raw.get("data") or {}
-    keys = [k for k in ("image_size", "randaug_magnitude") if data.get(k) == DERIVED]
-    if not keys:
-        return raw
-    name = (raw.get("model") or {}).get("name")
-    if not name:
-        raise ValueError(f"data.{keys[0]}: {DERIVED} takes the value from the registered model: it needs model.name")
-    entry, data = get_entry(name), dict(data)
-    if data.get("image_size") == DERIVED:
-        data["image_size"] = entry.resolution
-    if data.get("randaug_magnitude") == DERIVED:
-        if entry.randaug_magnitude is None:
-            with_rule = sorted({get_entry(n).family for n in list_models() if get_entry(n).randaug_magnitude})
-            raise ValueError(f"data.randaug_magnitude: {DERIVED}: the {entry.family} family ({name}) has no "
-                             f"RandAugment magnitude rule (families with one: {', '.join(with_rule)}); give a number")
-        size = _convert(data.get("image_size", DataConfig.image_size), int, "data.image_size")
-        data["randaug_magnitude"] = entry.randaug_magnitude(size)
-    return dict(raw, data=data)
-
-
-def _plain(x):
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
-
-
 # ------------------------------------------------------------------------------------------------ building
-
-
-def _convert(value, hint, where):
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):  # Optional[x], x | None
-        if value is None:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        return _convert(value, hint, where)
-    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint is bool and isinstance(value, bool):
-        return value
-    if hint is str and isinstance(value, str):
-        return value
-    if hint in (tuple,) or origin is tuple:
-        if isinstance(value, (list, tuple)):
-            return tuple(value)
-    if origin is dict or hint is dict:
-        if isinstance(value, dict):
-            return dict(value)
-    if hint is typing.Any:
-        return value
-    raise ValueError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r} ({type(value).__name__})")
 
 
 def _build_section(cls, values, section):
@@ -335,7 +296,7 @@ def _build_section(cls, values, section):
 
 def from_dict(raw: dict, name: str = "") -> Recipe:
     """A validated Recipe from a raw dict (a merged recipe file with its overrides)."""
-    raw = derive_data(dict(raw))
+    raw = derive_data(derive_scale(dict(raw)))
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ValueError(f"unknown recipe section(s) or key(s) {unknown}; valid: {', '.join(SECTIONS)}")
@@ -354,7 +315,7 @@ def from_dict(raw: dict, name: str = "") -> Recipe:
 def load(name: str, overrides=None) -> Recipe:
     """A recipe by name (or YAML path), bases merged, `overrides` applied, validated."""
     raw = apply_overrides(read_raw(name), overrides)
-    stem = os.path.splitext(os.path.basename(name))[0]
+    stem = os.path.splitext(os.path.basename(name))[0] if name.endswith((".yaml", ".yml")) else name
     return from_dict(raw, name=stem)
 
 
@@ -363,7 +324,7 @@ def diff(a: Recipe, b: Recipe) -> Dict[str, tuple]:
     out = {}
     da, db = a.to_dict(), b.to_dict()
     for section in SECTIONS:
-        if section in ("name", "description", "paper_top1", "paper_ref"):
+        if section in ("name", "description", "paper_top1", "paper_ref", "zoo_top1", "zoo_ref"):
             continue
         va, vb = da[section], db[section]
         if isinstance(va, dict):

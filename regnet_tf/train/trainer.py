@@ -7,15 +7,21 @@
 A training step (per replica, inside `strategy.run`): forward in training mode -> softmax cross-entropy (label
 smoothing; soft labels from MixUp/CutMix) summed and divided by the *global* batch size, + the L2 term divided by
 the number of replicas -> gradients (Keras's optimizer sums them over replicas) -> SGD -> then, in cross-replica
-context, the EMA update. `steps_per_loop` steps run inside one tf.function (a tf.while_loop); between loops the
-host updates the progress bar (`EpochProgress`), guards against a non-finite loss, and logs, checkpoints and
-evaluates when `Cadence` says so; a SIGTERM (`StopSignal`) saves and exits there.
+context, the EMA update (SWA snapshots are taken between loops, `regnet_tf.train.swa`). `steps_per_loop` steps run
+inside one tf.function (a tf.while_loop); between loops the host updates the progress bar (`EpochProgress`), guards
+against a non-finite loss, and logs, checkpoints and evaluates when `Cadence` says so; a SIGTERM (`StopSignal`)
+saves and exits there.
 
-Checkpoints (`model_dir/checkpoints/ckpt-<step>`): model, optimizer, EMA, step, every `checkpoint_every_steps` (or
-every epoch). TensorFlow writes a checkpoint's files first and updates the `checkpoint` index file afterwards with
-an atomic rename, so a run killed mid-save restarts from the previous checkpoint; a checkpoint that fails to load
-falls back to the one before it. A NaN or infinite loss stops training naming the step, and keeps the last good
-checkpoint (nothing is saved after the bad step). SIGTERM (preemption) saves a checkpoint and exits.
+Checkpoints (`model_dir/checkpoints/ckpt-<step>`): model, optimizer, EMA or SWA, step, every
+`checkpoint_every_steps` (or every epoch). TensorFlow writes a checkpoint's files first and updates the `checkpoint`
+index file afterwards with an atomic rename, so a run killed mid-save restarts from the previous checkpoint; a
+checkpoint that fails to load falls back to the one before it. A NaN or infinite loss stops training naming the
+step, and keeps the last good checkpoint (nothing is saved after the bad step). SIGTERM (preemption) saves a
+checkpoint and exits.
+
+Evaluation during training uses the "minival" split when data.minival_shards > 0 (else "validation"), and with
+train.keep_best feeds the best checkpoint / early stopping (`regnet_tf.train.best`); the final evaluation reports
+minival and validation, from the best checkpoint when keep_best.
 
 BN moving statistics are per replica (not synchronized across replicas, as TF Model Garden's `use_sync_bn: false`);
 evaluation, the EMA, checkpoints and the export read replica 0's, and every replica gets them before evaluating.
@@ -31,11 +37,12 @@ import time
 
 import keras
 import tensorflow as tf
-import yaml
 
 from regnet_tf.train import TrainingError, distribute, optim
-from regnet_tf.train import recipe as recipe_lib
+from regnet_tf.train import swa as swa_lib
+from regnet_tf.train.best import BestCheckpoint
 from regnet_tf.train.cadence import Cadence, EpochProgress, StopSignal
+from regnet_tf.train.evaluate import describe_run, write_run_recipe
 from regnet_tf.train.logs import MetricsLog
 
 EVAL_KEYS = ("ce_sum", "top1", "top5", "count")
@@ -77,50 +84,35 @@ class Trainer:
                                                   loss_scale=self.policy == "mixed_float16")
             self.optimizer.build(self.model.trainable_variables)
             self.ema = optim.EMA(self.model, r.ema.decay, r.ema.dynamic) if r.ema.decay > 0 else None
+            self.swa = swa_lib.SWA(self.model) if r.swa.enabled else None
         self.decay_vars = optim.decayed_variables(self.model, r.optimizer.decay_all)
         self.l2 = r.optimizer.weight_decay if r.optimizer.weight_decay_mode == "l2" else 0.0
         items = dict(model=self.model, optimizer=self.optimizer, step=self.step)
-        if self.ema is not None:
-            items["ema"] = self.ema
+        items.update({k: v for k, v in (("ema", self.ema), ("swa", self.swa)) if v is not None})
         self.checkpoint = tf.train.Checkpoint(**items)
         directory = os.path.join(self.model_dir, "checkpoints")
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=r.train.keep_checkpoints,
                                                   step_counter=self.step)
         self.metrics = MetricsLog(self.model_dir, enabled=self.chief)
+        self.eval_split = "minival" if r.data.minival_shards > 0 else "validation"
+        self.best = BestCheckpoint(self.model_dir, self.checkpoint, r.train.patience, self.chief, getattr(
+            getattr(self.strategy, "cluster_resolver", None), "task_id", 0)) if r.train.keep_best else None
 
     def describe(self):
         """Multi-line summary: the model, its complexity at the training resolution, the run's shape."""
-        from regnet_tf import complexity
-
-        r, cx = self.recipe, None
-        try:
-            cx = complexity(self.spec, r.data.image_size, self.num_classes)
-        except Exception:  # noqa: BLE001 - the summary never blocks training
-            pass
-        lines = [f"model: {r.model.name or r.model.kind} {type(self.spec).__name__} at {r.data.image_size} px, "
-                 f"{self.num_classes} classes"]
-        if cx:
-            lines.append(f"complexity: {cx['flops'] / 1e9:.3f} GMACs (multiply-adds), {cx['params'] / 1e6:.3f} M "
-                         f"params, {cx['acts'] / 1e6:.3f} M acts")
-        lines.append(f"strategy: {distribute.strategy_name(self.strategy)} with "
-                     f"{self.strategy.num_replicas_in_sync} replica(s); precision {self.policy}; XLA "
-                     f"{'on' if self.xla else 'off'}")
-        lines.append(f"schedule: {self.total_steps} steps ({self.total_steps / self.steps_per_epoch:.2f} epochs of "
-                     f"{self.steps_per_epoch} steps), global batch {r.train.global_batch_size}, peak lr "
-                     f"{r.peak_lr():.4g} ({r.schedule.name})")
-        return "\n".join(lines)
+        return describe_run(self)
 
     # ---- data
-    def _dataset(self, split, training):
+    def _dataset(self, split, training, seed_shift=0):
         from regnet_tf.data.sources import input_pipeline
 
         config = self.recipe.data
         if training and config.seed is not None:
             # a resumed run continues with a fresh, still reproducible, order instead of replaying the first batches
-            config = dataclasses.replace(config, seed=config.seed + int(self.step.numpy()))
+            config = dataclasses.replace(config, seed=config.seed + int(self.step.numpy()) + seed_shift)
         batch = self.recipe.train.global_batch_size
         if not training:
-            batch = min(batch, config.num_eval_examples)
+            batch = min(batch, config.num_examples(split))
         return self.strategy.distribute_datasets_from_function(
             lambda ctx: input_pipeline(config, split, batch, ctx, training=training))
 
@@ -196,16 +188,32 @@ class Trainer:
 
     @contextlib.contextmanager
     def ema_weights(self):
-        """Within the block the model holds the EMA weights (when the recipe has an EMA)."""
-        if self.ema is None:
+        """Within the block the model holds the averaged weights: the EMA's, or SWA's (with BN statistics recomputed
+        for them) once it has a snapshot; else the raw weights."""
+        swap = self._swap_ema if self.ema is not None else None
+        if self.swa is not None and int(self.swa.count.numpy()):
+            self._swa_bn()
+            swap = self.swa.swap
+        if swap is None:
             self._sync_replicas()
             yield
             return
-        self._swap_ema()
+        swap()
         try:
             yield
         finally:
-            self._swap_ema()
+            swap()
+
+    def _swa_bn(self):
+        """Recomputes SWA's BN statistics when snapshots were added since they were computed."""
+        if not self.swa.bn_current():
+            n = swa_lib.bn_batches(self.recipe.swa.bn_examples, self.recipe.train.global_batch_size,
+                                   self.steps_per_epoch)
+            self.swa.recompute_bn(self.strategy, self._dataset("train", True, seed_shift=7919), n, self.log)
+
+    def weights_note(self):
+        """How the evaluated weights were made: ', EMA weights', ', SWA of n snapshots' or ''."""
+        return swa_lib.weights_note(self.ema, self.swa)
 
     # ---- checkpoints
     def restore(self):
@@ -243,7 +251,7 @@ class Trainer:
 
     # ---- evaluation
     def evaluate(self, steps=0, split="validation"):
-        """Top-1 / top-5 / loss on a split (evaluation view), with the EMA weights when there is an EMA."""
+        """Top-1 / top-5 / loss on a split (evaluation view), with the averaged weights (`ema_weights`)."""
         if self._eval_step is None:
             self._eval_step = self._make_eval_step()
         totals = dict.fromkeys(EVAL_KEYS, 0.0)
@@ -263,45 +271,35 @@ class Trainer:
     def train(self, export=True):
         """Trains to the recipe's total steps from the last checkpoint; evaluates and exports (chief) at the end.
         Returns the final evaluation metrics."""
-        self._write_recipe()
+        if self.chief:
+            write_run_recipe(self.model_dir, self.recipe, self.log)
         start = self.restore()
         self.log(self.describe())
         if start >= self.total_steps:
             self.log(f"model_dir already holds the final step {start}; evaluating")
         elif start:
             self.log(f"resuming from step {start} (epoch {start / self.steps_per_epoch:.2f})")
-        with StopSignal() as stop:
-            self._train_from(start, stop)
-        metrics = self.evaluate()
-        self.log(f"final evaluation at step {int(self.step.numpy())}: top-1 {metrics['top1']:.2f}%, top-5 "
-                 f"{metrics['top5']:.2f}%, loss {metrics['loss']:.4f} ({metrics['examples']} images"
-                 f"{', EMA weights' if self.ema else ''})")
-        self.metrics.write("validation", int(self.step.numpy()), **metrics)
+        stopped = self.best.stopped_at if self.best else None
+        if stopped is not None:
+            self.log(f"this run stopped early at step {stopped} (train.patience): no further training")
+        else:
+            with StopSignal() as stop:
+                self._train_from(start, stop)
+        if self.best is not None:
+            self.best.finish(int(self.step.numpy()), self.steps_per_epoch, lambda: self.evaluate(split=self.eval_split),
+                             self.eval_split, self.metrics, self.log)
+        step = int(self.step.numpy())
+        self.final_metrics = {}
+        for split in dict.fromkeys((self.eval_split, "validation")):
+            m = self.final_metrics[split] = self.evaluate(split=split)
+            self.log(f"final evaluation at step {step} on {split}: top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}%, "
+                     f"loss {m['loss']:.4f} ({m['examples']} images{self.weights_note()})")
+            self.metrics.write(split, step, **m)
+        metrics = self.final_metrics["validation"]
         if export and self.chief:
             path = self.export()
             self.log(f"exported SavedModel: {path}")
         return metrics
-
-    def _write_recipe(self):
-        """Writes model_dir/recipe.yaml; refuses a model_dir started with another model, notes other changes."""
-        if not self.chief:
-            return
-        path = os.path.join(self.model_dir, "recipe.yaml")
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                old = recipe_lib.from_dict(yaml.safe_load(f))
-            changes = recipe_lib.diff(old, self.recipe)
-            model_changes = {k: v for k, v in changes.items() if k.startswith("model.")
-                             or k in ("data.image_size", "data.num_classes")}
-            if model_changes:
-                raise TrainingError(f"{self.model_dir} holds a run of a different model ({model_changes}); its "
-                                    "checkpoints cannot be resumed with this recipe. Use another --model_dir.")
-            if changes:
-                self.log(f"note: the recipe differs from the one this model_dir was started with: {changes}")
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(self.recipe.to_yaml())
-        os.replace(tmp, path)
 
     def _train_from(self, step, stop):
         """The host loop: compiled loops of steps, and between them the progress bar, the NaN guard, the logs,
@@ -309,8 +307,12 @@ class Trainer:
         if step >= self.total_steps:
             return
         t = self.recipe.train
+        first, period = swa_lib.snapshot_steps(self.total_steps, self.steps_per_epoch, self.recipe.swa.start,
+                                               self.recipe.swa.every_epochs) if self.swa else (0, 0)
         cadence = Cadence(self.total_steps, self.steps_per_epoch, t.steps_per_loop, t.checkpoint_every_steps,
-                          t.eval_every_epochs, t.log_every_steps, last_log=step)
+                          t.eval_every_epochs, t.log_every_steps, last_log=step, swa_first=first, swa_period=period)
+        if self.best is not None and self.best.info:  # resumed: evaluations since the known best count
+            self.best.since_best = cadence.evals_between(self.best.info["step"], step)
         progress = EpochProgress(self.steps_per_epoch, self.total_steps, self.log, verbose=self.chief)
         train_loop = self._make_train_loop()
         iterator = iter(self._dataset("train", training=True))
@@ -323,12 +325,16 @@ class Trainer:
             values = self._loop_values(totals, nxt - step, time.time() - t0, nxt)
             step = nxt
             progress.advance(step, values)
+            if cadence.swa_due(step):
+                self.swa.update()
+                if step == self.total_steps:  # the last checkpoint holds the BN statistics evaluated and exported
+                    self._swa_bn()
             if cadence.log_due(step):
                 self._log_train(step, values)
             if cadence.checkpoint_due(step):
                 self.save()
-            if cadence.eval_due(step):
-                self._evaluate_during_training(step)
+            if cadence.eval_due(step) and self._evaluate_during_training(step):
+                return
             if stop.signum is not None:
                 self._save_and_exit(step, stop.signum)
 
@@ -351,7 +357,8 @@ class Trainer:
                 "images/s": n * self.recipe.train.global_batch_size / max(seconds, 1e-9)}
 
     def _log_train(self, step, values):
-        self.metrics.write("train", step, epoch=step / self.steps_per_epoch,
+        extra = {"swa_snapshots": int(self.swa.count.numpy())} if self.swa is not None else {}
+        self.metrics.write("train", step, epoch=step / self.steps_per_epoch, **extra,
                            **{k.replace("images/s", "images_per_sec"): v for k, v in values.items()})
 
     def _save_and_exit(self, step, signum):
@@ -361,11 +368,13 @@ class Trainer:
         sys.exit(128 + int(signum))
 
     def _evaluate_during_training(self, step):
-        m = self.evaluate()
-        epoch = step / self.steps_per_epoch
-        self.log(f"validation at step {step} (epoch {epoch:.2f}): top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}%, "
-                 f"loss {m['loss']:.4f}")
-        self.metrics.write("validation", step, epoch=epoch, **m)
+        """Evaluates on minival (or validation); with keep_best updates the best checkpoint. True: stop early."""
+        split, epoch = self.eval_split, step / self.steps_per_epoch
+        m = self.evaluate(split=split)
+        self.log(f"{split} at step {step} (epoch {epoch:.2f}): top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}%, "
+                 f"loss {m['loss']:.4f}{self.weights_note()}")
+        self.metrics.write(split, step, epoch=epoch, **m)
+        return self.best is not None and self.best.after_evaluation(step, epoch, m["top1"], split, self.save, self.log)
 
     # ---- export
     def export(self, export_dir=None, overwrite=True):
@@ -378,6 +387,7 @@ class Trainer:
         export_dir = export_dir or os.path.join(self.model_dir, "export", str(step))
         with self.ema_weights():
             weights = self.model.get_weights()
+        note = self.weights_note()
         model = serving_model(self.spec, self.recipe, weights)
         d = self.recipe.data
         return export_saved_model(model, export_dir, image_size=d.image_size, eval_mode=d.eval_mode,
@@ -385,5 +395,6 @@ class Trainer:
                                   resize_method=d.resize_method, label_map=sources.label_map_path(d),
                                   label_offset=d.stored_label_offset,
                                   metadata={"recipe": self.recipe.name, "model": self.recipe.model.name or
-                                            self.recipe.model.kind, "step": step, "ema": self.ema is not None},
+                                            self.recipe.model.kind, "step": step, "ema": self.ema is not None,
+                                            "averaged": note[2:] or "raw weights"},
                                   overwrite=overwrite)

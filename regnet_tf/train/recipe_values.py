@@ -1,0 +1,128 @@
+"""Recipe values: type conversion of YAML values to the schema's types, and the values a recipe leaves to the model
+(`data.image_size: model`, `data.randaug_magnitude: model`) or computes from it (`model.scale`). Plain dicts in,
+plain dicts out; `regnet_tf.train.recipe` builds the typed `Recipe` from them. No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+
+from regnet_tf.data.config import DataConfig
+from regnet_tf.models.registry import get_entry, list_models
+
+DERIVED = "model"  # the value of a data key that the model decides (image_size, randaug_magnitude)
+
+
+def _field_names(obj) -> set:
+    return {f.name for f in dataclasses.fields(obj)}
+
+
+def _check_fields(recipe_name, spec, changes, what):
+    unknown = sorted(set(changes) - _field_names(spec))
+    if unknown:
+        name = spec.__name__ if isinstance(spec, type) else type(spec).__name__
+        raise ValueError(f"recipe {recipe_name!r}: {name} of {what} has no field(s) {unknown}; valid: "
+                         f"{sorted(_field_names(spec))}")
+
+
+SCALE_KEYS = ("base", "factor", "strategy", "alpha", "resolution")
+
+
+def derive_scale(raw: dict) -> dict:
+    """A raw recipe whose `model.scale` ({base, factor, strategy (dWr), alpha (0.8)}) is resolved: model.kind and
+    model.spec become the scaled spec (`regnet_tf.scale`; `model.spec` keys of the file change fields of the scaled
+    spec), `model.scale.resolution` the scaled resolution, which `data.image_size: model` then takes. A recipe that
+    has model.kind already (e.g. a model_dir's recipe.yaml) is resolved: its `scale` is the record."""
+    model = raw.get("model") or {}
+    scale = model.get("scale")
+    if not scale or model.get("kind"):
+        return raw
+    from regnet_tf import scaling
+
+    where = "model.scale"
+    if not isinstance(scale, dict) or "base" not in scale or "factor" not in scale:
+        raise ValueError(f"{where} is {{base: <registered model>, factor: <flops multiple>, strategy: dWr, alpha: 0.8}}"
+                         f"; got {scale!r}")
+    unknown = sorted(set(scale) - set(SCALE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; valid: {', '.join(SCALE_KEYS)}")
+    if model.get("name"):
+        raise ValueError(f"{where} names the model to scale (base: {scale['base']}); remove model.name "
+                         f"{model['name']!r}")
+    get_entry(scale["base"])  # an unknown model lists the valid names
+    factor = _convert(scale["factor"], float, f"{where}.factor")
+    strategy = scale.get("strategy", "dWr")
+    alpha = _convert(scale.get("alpha", 0.8), float, f"{where}.alpha")
+    spec, resolution = scaling.scale(scale["base"], factor, strategy, alpha, scale.get("resolution"))
+    _check_fields(raw.get("name", ""), spec, model.get("spec") or {}, f"{where} ({scale['base']} scaled)")
+    fields = dict(_plain(dataclasses.asdict(spec)), **(model.get("spec") or {}))
+    record = dict(base=scale["base"], factor=factor, strategy=strategy, alpha=alpha, resolution=resolution)
+    return dict(raw, model=dict(kind=type(spec).kind, spec=fields, scale=record))
+
+
+def derive_data(raw: dict) -> dict:
+    """A raw recipe with its `DERIVED` data values replaced by numbers: `data.image_size: model` -> the registered
+    resolution of model.name; `data.randaug_magnitude: model` -> its family's magnitude rule at data.image_size."""
+    data = raw.get("data") or {}
+    keys = [k for k in ("image_size", "randaug_magnitude") if data.get(k) == DERIVED]
+    if not keys:
+        return raw
+    model = raw.get("model") or {}
+    scale = model.get("scale") or {}
+    name = model.get("name") or scale.get("base")
+    if not name:
+        raise ValueError(f"data.{keys[0]}: {DERIVED} takes the value from the registered model: it needs model.name "
+                         "(or model.scale)")
+    entry, data = get_entry(name), dict(data)
+    if data.get("image_size") == DERIVED:
+        data["image_size"] = scale.get("resolution") or entry.resolution
+    if data.get("randaug_magnitude") == DERIVED:
+        if entry.randaug_magnitude is None:
+            with_rule = sorted({get_entry(n).family for n in list_models() if get_entry(n).randaug_magnitude})
+            raise ValueError(f"data.randaug_magnitude: {DERIVED}: the {entry.family} family ({name}) has no "
+                             f"RandAugment magnitude rule (families with one: {', '.join(with_rule)}); give a number")
+        size = _convert(data.get("image_size", DataConfig.image_size), int, "data.image_size")
+        data["randaug_magnitude"] = entry.randaug_magnitude(size)
+    return dict(raw, data=data)
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _convert(value, hint, where):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # Optional[x], x | None
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        return _convert(value, hint, where)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, str):
+        return value
+    if hint in (tuple,) or origin is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+    if origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    if hint is typing.Any:
+        return value
+    raise ValueError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r} ({type(value).__name__})")
