@@ -37,7 +37,9 @@ def describe_run(trainer):
         cx = complexity(trainer.spec, r.data.image_size, trainer.num_classes)
     except Exception:  # noqa: BLE001 - the summary never blocks training
         pass
-    lines = [f"model: {r.model.name or r.model.kind} {type(trainer.spec).__name__} at {r.data.image_size} px, "
+    s = r.model.scale
+    name = f"{s['base']} scaled x{s['factor']:g} ({s['strategy']})" if s else r.model.name or r.model.kind
+    lines = [f"model: {name} {type(trainer.spec).__name__} at {r.data.image_size} px, "
              f"{trainer.num_classes} classes"]
     if cx:
         lines.append(f"complexity: {cx['flops'] / 1e9:.3f} GMACs (multiply-adds), {cx['params'] / 1e6:.3f} M "
