@@ -6,6 +6,8 @@ The input is root/<class name>/*.jpg|jpeg|png|gif|bmp|webp|jxl (the formats of r
 sorted by name get ids 0..N-1, stored 1-based in `image/class/label` (the ImageNet convention, read back with the
 default label_offset=-1). Writes <output>/<split>-00000-of-000NN ... and <output>/label_map.txt. Every image is
 decoded once: a corrupt or truncated image is reported on stderr and skipped, and the summary counts it.
+`--max_pixels N` (default 64,000,000; 0: no limit) skips, names and counts images whose header declares more than
+N decoded pixels (frames x height x width), read before decoding.
 
 Same as the console script `regnet-build-tfrecords` (after `pip install -e .`).
 """

@@ -1,4 +1,4 @@
-"""Export a trained model_dir (its last checkpoint, EMA weights) as a versioned SavedModel for TF Serving.
+"""Export a trained model_dir (its last checkpoint, EMA or SWA weights) as a versioned SavedModel for TF Serving.
 
     python launch/export.py --model_dir runs/demo                          # -> runs/demo/export/<step>
     python launch/export.py --model_dir runs/demo --export_dir /models/demo/1
@@ -8,6 +8,9 @@
 
 Signatures: `serving_default` (image_bytes: string [B] of encoded JPEG/PNG -> logits, probabilities, top-5) and
 `serving_image_tensor` (images: uint8 [B, H, W, 3]), with the recipe's evaluation preprocessing inside the graph.
+Request limits, enforced in the graph (docs/SERVING.md): `--max_pixels` (decoded pixels per image, read from the
+header before decoding; default 64,000,000), `--max_batch` (default 256), `--max_request_bytes` (default 64 MiB);
+0 turns one off.
 
 Same as the console script `regnet-export` (after `pip install -e .`).
 """

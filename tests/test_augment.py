@@ -184,14 +184,13 @@ def test_contrast_modes_differ_and_are_threaded_through_the_policies():
 
 
 def test_contrast_mode_from_data_config(monkeypatch):
-    from regnet_tf.data import sources
     from regnet_tf.data.config import DataConfig
 
     made = []
     monkeypatch.setattr(A, "RandAugment", lambda **kw: made.append(("ra", kw["contrast_mode"])))
     monkeypatch.setattr(A, "AutoAugment", lambda policy, **kw: made.append(("aa", kw["contrast_mode"])))
-    sources._randaugment(DataConfig(randaug_layers=2, contrast_mode="tf1"))
-    sources._randaugment(DataConfig(autoaugment="v0", contrast_mode="model_garden"))
+    A.augmenter(DataConfig(randaug_layers=2, contrast_mode="tf1"))
+    A.augmenter(DataConfig(autoaugment="v0", contrast_mode="model_garden"))
     assert made == [("ra", "tf1"), ("aa", "model_garden")]
     assert DataConfig().contrast_mode == "pil"
     with pytest.raises(ValueError, match="contrast_mode must be one of"):

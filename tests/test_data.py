@@ -1,5 +1,6 @@
 """regnet_tf.data: sources, preprocessing, sharding, determinism, bad input, demo data, tools (small images only)."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from regnet_tf.data import DataConfig, check_records, demo, input_pipeline, make_example, preprocess, records
-from regnet_tf.data.format import read_label_map
+from regnet_tf.data.format import check_pixel_budget, read_label_map
 from regnet_tf.data.sources import user_message
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -430,6 +431,57 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
     report = check_records(os.path.join(str(tmp_path), "validation-*"), label_range=(0, 1000))
     assert report["records"] == 9 and report["ok"] == 6 and not report["truncated"]
     assert [(f, i) for f, i, _ in report["corrupt"]] == [(path, 3), (path, 4), (path, 5)]
+
+
+def test_images_over_the_pixel_budget_are_skipped_and_counted(tmp_path):
+    """max_pixels: a 40 x 40 image (1600 pixels) over a budget of 1000 is skipped by the training and evaluation
+    views and listed by check_records with file, record index and declared size; 0 turns the check off."""
+    sizes = [(30, 30), (40, 40), (20, 30), (40, 40)]
+    examples = [make_example(_jpeg(h, w, k), k + 1, h, w) for k, (h, w) in enumerate(sizes)]
+    examples[3] = make_example(tf.io.encode_png(_image(40, 40, 3)).numpy(), 4, 40, 40)
+    path = _write(str(tmp_path / "validation-00000-of-00001"), examples)
+    small = DataConfig(data_dir=str(tmp_path), image_size=16, max_pixels=1000, train_pattern="validation-*")
+    assert _labels(input_pipeline(small, "validation", 4)) == [0, 2]
+    assert set(_labels(input_pipeline(small, "train", 2).take(4))) == {0, 2}
+    assert _labels(input_pipeline(dataclasses.replace(small, max_pixels=0), "validation", 4)) == [0, 1, 2, 3]
+    assert _labels(input_pipeline(DataConfig(data_dir=str(tmp_path), image_size=16), "validation", 4)) == [0, 1, 2, 3]
+    report = check_records(os.path.join(str(tmp_path), "validation-*"), max_pixels=1000)
+    assert report["records"] == 4 and report["ok"] == 2 and not report["corrupt"]
+    assert [(f, i) for f, i, _ in report["over_budget"]] == [(path, 1), (path, 3)]
+    assert report["over_budget"][0][2] == (f"{path} record index 1: the image declares 40 x 40 pixels = 1600 pixels, "
+                                           "over the limit of 1000 (max_pixels)")
+    assert check_records(os.path.join(str(tmp_path), "validation-*"), max_pixels=0)["ok"] == 4
+    jpeg = _jpeg(40, 40)  # the pipeline's JPEG fast path: the general check's message, the bytes when within
+    for check in (preprocess.within_pixel_budget, check_pixel_budget):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="x: the image declares 40 x 40 pixels = 1600 pixels"
+                                                                 ", over the limit of 1000 "):
+            check(tf.constant(jpeg), 1000, "x")
+    assert preprocess.within_pixel_budget(tf.constant(jpeg), 1600, "x").numpy() == jpeg
+    with pytest.raises(ValueError, match="max_pixels must be >= 0"):
+        DataConfig(max_pixels=-1)
+
+
+def test_build_tfrecords_max_pixels(tmp_path):
+    """--max_pixels: images declaring more pixels are skipped, named and counted apart from the corrupt ones."""
+    folder = _image_folder(str(tmp_path / "folder"))  # 30 x 40, 31 x 40, 32 x 40 (cat); 30 x 40, 31 x 40 (dog)
+    result = records.folder_to_tfrecords(folder, str(tmp_path / "lib"), 1, progress=False, log=lambda m: None,
+                                         max_pixels=1220)
+    # the truncated 40 x 40 JPEG too: its header is read, not its pixels
+    assert result["written"] == 2 and result["skipped"] == 4 and len(result["over_budget"]) == 4
+    assert sorted(os.path.relpath(e.split(":")[0], folder) for e in result["over_budget"]) == [
+        os.path.join("cat", "1.jpg"), os.path.join("cat", "2.png"), os.path.join("dog", "1.jpg"),
+        os.path.join("dog", "broken.jpg")]
+    assert result["over_budget"][0].endswith("over the limit of 1220 (max_pixels)")
+    code, out, err = _finish(_start("build_tfrecords.py", "--input", folder, "--output", str(tmp_path / "cli"),
+                                    "--shards", "1", "--max_pixels", "1220"))
+    assert code == 0, err[-2000:]
+    assert "wrote 2 images" in out
+    assert "skipped 0 corrupt images and 4 over the pixel budget (--max_pixels=1220)" in out
+    png = os.path.join(folder, "cat", "2.png")
+    assert f"skipped over-budget image {png}: the image declares 40 x 32 pixels = 1280 pixels, over the limit" in err
+    code, _, err = _finish(_start("build_tfrecords.py", "--input", folder, "--output", str(tmp_path / "x"),
+                                  "--max_pixels", "-1"))
+    assert code != 0 and "--max_pixels must be >= 0" in err
 
 
 def test_truncated_tfrecord_file_stops_with_file_and_index(tmp_path):

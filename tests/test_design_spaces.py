@@ -12,7 +12,7 @@ from regnet_tf import AnyNetSpec, RegNetSpec, complexity
 from regnet_tf.design import SPACES, get_space, parse_regime, sample, size
 
 ANYNETS = ["anynetx_a", "anynetx_b", "anynetx_c", "anynetx_d", "anynetx_e"]
-REGNETS = ["regnetx", "regnety", "regnetx_constrained"]
+REGNETS = ["regnetx", "regnety", "regnetx_constrained", "regnety_b1", "regnetz"]
 POWERS2 = {1, 2, 4, 8, 16, 32}
 
 
@@ -41,13 +41,17 @@ def _check_regnet(name, spec):
     assert isinstance(spec, RegNetSpec)
     assert 1 <= spec.d < 64 and 8 <= spec.w0 < 256 and spec.w0 % 8 == 0
     assert 0 < spec.wa < 256 and 1.5 <= spec.wm <= 3
-    assert 1 / spec.b in (1, 2, 4) and spec.g in POWERS2
+    assert 1 / spec.b in ((0.25,) if name == "regnetz" else (1, 2, 4)) and spec.g in POWERS2
     ws, ds, num_stages, total_stages, _, _ = spec.generate()
     assert num_stages == total_stages == 4 and sum(ds) == spec.d
     net = spec.to_anynet()
     assert net.num_stages == 4 and list(net.ws) == sorted(net.ws)
-    if name == "regnety":
-        assert spec.block == "Y" and spec.se_ratio == 0.25
+    if name in ("regnety", "regnety_b1"):
+        assert spec.block == "Y" and spec.se_ratio == 0.25 and spec.activation == "relu"
+        assert spec.b == 1 or name == "regnety"  # the fast-scaling paper's RegNetY: "b to 1"
+    elif name == "regnetz":  # Z blocks: inverted bottleneck (inner width 4 w), SiLU, SE 0.25
+        assert (spec.block, spec.b, spec.activation, spec.se_ratio) == ("Z", 4.0, "silu", 0.25)
+        assert net.bs == (4.0,) * 4
     else:
         assert spec.block == "X" and spec.se_ratio == 0
     if name == "regnetx_constrained":
@@ -134,7 +138,7 @@ def test_unknown_space():
     with pytest.raises(ValueError, match="valid: anynetx_a, anynetx_b.*regnetx_constrained"):
         get_space("anynetx_f")
     with pytest.raises(ValueError, match="unknown design space"):
-        sample("regnetz", 1)
+        sample("regnetw", 1)
     assert get_space(SPACES["regnetx"]) is SPACES["regnetx"]
 
 

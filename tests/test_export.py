@@ -2,7 +2,8 @@
 
 Both signatures, loaded in a fresh process without oneDNN (as TF Serving on most CPUs), equal the Keras model on
 the eval pipeline's images; `saved_model_cli` shows and runs them; bad input, atomic writes, overwrite refusal,
-argument checks; resize_short and mixed_bfloat16.
+argument checks; resize_short and mixed_bfloat16; launch/export.py --model with the request-limit flags. Request
+limits and decompression bombs: tests/test_serving_limits.py.
 """
 
 import json
@@ -27,6 +28,7 @@ NAMES = ["tabby cat", "dog", "bird", "fish"]
 OUTPUTS = {"logits", "probabilities", "top_k_classes", "top_k_scores", "top_k_names"}
 # TF Serving / plain TensorFlow on CPUs without AVX-512: oneDNN off (regnet_tf is not imported there)
 SERVING_ENV = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_model():
@@ -136,6 +138,7 @@ def test_signatures_in_a_fresh_process_equal_the_keras_model(exported, tmp_path)
     info = json.load(open(os.path.join(exported.dir, METADATA_FILE)))
     assert info["image_size"] == SIZE and info["num_classes"] == 4 and info["metadata"] == {"run": "test", "ema": True}
     assert info["preprocessing"]["eval_mode"] == "crop_fraction" and info["preprocessing"]["crop_fraction"] == 0.875
+    assert info["limits"] == {"max_pixels": 64_000_000, "max_batch": 256, "max_request_bytes": 64 * 2 ** 20}
     assert {k: list(v["inputs"]) for k, v in info["signatures"].items()} == {
         "serving_default": ["image_bytes"], "serving_image_tensor": ["images"]}
 
@@ -169,9 +172,11 @@ def test_undecodable_bytes_fail_with_a_clear_message(exported):
     for bad in (b"this is not an image", b""):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[1\] could not be decoded: not a JPEG"):
             serve(image_bytes=tf.constant([jpeg, bad]))
-    for truncated in (jpeg[:len(jpeg) // 2], jpeg[:40]):  # the decoder's message, in the scope decode_image_bytes
-        with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)Invalid JPEG data.*decode_image_bytes"):
-            serve(image_bytes=tf.constant([truncated]))
+    for truncated in (jpeg[:len(jpeg) // 2], jpeg[:40]):  # the decoder refuses it: the first refused one is named
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[1\] could not be decoded: corrupt or "
+                                                                 rf"truncated image data \({len(truncated)} bytes"):
+            serve(image_bytes=tf.constant([jpeg, truncated, jpeg, truncated]))
+    assert serve(image_bytes=tf.constant([jpeg, jpeg]))["logits"].shape[0] == 2  # and the model keeps serving
 
 
 def test_a_failed_export_leaves_no_version_directory(tmp_path, monkeypatch):
@@ -248,3 +253,19 @@ def test_resize_short_and_mixed_bfloat16_export_float32_outputs(tmp_path):
     assert open(os.path.join(export_dir, "assets", "label_map.txt")).read().startswith("0 class 0\n1 class 1\n")
     info = json.load(open(os.path.join(export_dir, METADATA_FILE)))
     assert info["preprocessing"]["short_side"] == 40 and info["compute_dtype"] == "bfloat16"
+
+
+def test_export_command_flags_set_the_limits(tmp_path):
+    """launch/export.py --model (random weights from a file, 1000 classes: the ImageNet names) with limit flags."""
+    from regnet_tf.applications import build_model
+
+    weights = str(tmp_path / "regnetx_002.weights.h5")
+    build_model("regnetx_002", weights=None, classifier_activation=None).save_weights(weights)
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "launch", "export.py"), "--model", "regnetx_002",
+                          "--weights", weights, "--export_dir", str(tmp_path / "1"), "--max_batch", "8",
+                          "--max_pixels", "0"],
+                         capture_output=True, text=True, env=SERVING_ENV, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    info = json.load(open(tmp_path / "1" / METADATA_FILE))
+    assert info["limits"] == {"max_pixels": 0, "max_batch": 8, "max_request_bytes": 64 * 2 ** 20}
+    assert open(tmp_path / "1" / "assets" / "label_map.txt").readline() == "1 tench, Tinca tinca\n"

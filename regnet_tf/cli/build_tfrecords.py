@@ -8,7 +8,7 @@ import sys
 from absl import app, flags
 
 from regnet_tf import cli
-from regnet_tf.data.config import SPLITS  # no TensorFlow at import
+from regnet_tf.data.config import MAX_PIXELS, SPLITS  # no TensorFlow at import
 
 FLAGS = flags.FLAGS
 
@@ -20,9 +20,12 @@ def define_flags():
     flags.DEFINE_integer("shards", 8, "Number of shards.")
     flags.DEFINE_enum("split", SPLITS[0], SPLITS, "Shard name prefix: <split>-00000-of-000NN.")
     flags.DEFINE_integer("workers", 4, "Parallel writer threads.")
+    flags.DEFINE_integer("max_pixels", MAX_PIXELS, "Skip (and report) an image whose header declares more decoded "
+                         "pixels (frames x height x width) than this; checked before decoding. 0: no limit.")
     flags.mark_flags_as_required(["input", "output"])
     flags.register_validator("shards", lambda n: n >= 1, "--shards must be positive")
     flags.register_validator("workers", lambda n: n >= 1, "--workers must be positive")
+    flags.register_validator("max_pixels", lambda n: n >= 0, "--max_pixels must be >= 0 (0: no limit)")
 
 
 def main(argv):
@@ -31,9 +34,11 @@ def main(argv):
     from regnet_tf.data.records import folder_to_tfrecords
 
     result = folder_to_tfrecords(FLAGS.input, FLAGS.output, FLAGS.shards, split=FLAGS.split, workers=FLAGS.workers,
-                                 log=lambda m: print(m, file=sys.stderr, flush=True))
+                                 log=lambda m: print(m, file=sys.stderr, flush=True), max_pixels=FLAGS.max_pixels)
+    big = len(result["over_budget"])
     print(f"wrote {result['written']} images of {len(result['classes'])} classes into {len(result['files'])} "
-          f"shards in {FLAGS.output} (label map: label_map.txt); skipped {result['skipped']} corrupt images")
+          f"shards in {FLAGS.output} (label map: label_map.txt); skipped {result['skipped'] - big} corrupt images "
+          f"and {big} over the pixel budget (--max_pixels={FLAGS.max_pixels})")
 
 
 def run():

@@ -19,6 +19,18 @@ def define_flags():
     flags.DEFINE_string("weights", "imagenet", "With --model: imagenet, a tag of public weights or a weights file.")
     flags.DEFINE_string("export_dir", None, "Versioned output directory (default: model_dir/export/<step>).")
     flags.DEFINE_bool("overwrite", False, "Replace an existing export_dir.")
+    flags.DEFINE_integer("max_pixels", None, "Serving limit: decoded pixels per image (frames x height x width, read "
+                         "from the header before decoding); 0: no limit. Default: the recipe's data.max_pixels, "
+                         "else 64000000.")
+    flags.DEFINE_integer("max_batch", None, "Serving limit: images per request; 0: no limit. Default 256.")
+    flags.DEFINE_integer("max_request_bytes", None, "Serving limit: encoded bytes per serving_default request; "
+                         "0: no limit. Default 67108864 (64 MiB).")
+
+
+def _limits():
+    """The request limits given on the command line (the others keep their defaults)."""
+    names = ("max_pixels", "max_batch", "max_request_bytes")
+    return {name: FLAGS[name].value for name in names if FLAGS[name].value is not None}
 
 
 def main(argv):
@@ -37,7 +49,7 @@ def main(argv):
     trainer = Trainer(recipe, FLAGS.model_dir)
     step = trainer.restore_or_fail("export")
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export", str(step))
-    path = trainer.export(export_dir, overwrite=FLAGS.overwrite or FLAGS.export_dir is None)
+    path = trainer.export(export_dir, overwrite=FLAGS.overwrite or FLAGS.export_dir is None, **_limits())
     print(f"exported step {step} of {recipe.name} ({trainer.weights_note().lstrip(', ') or 'raw weights'}) to {path}")
 
 
@@ -57,13 +69,13 @@ def _export_weights():
     size = size or model.input_shape[1]
     from regnet_tf.imagenet import class_names
 
-    labels = dict(enumerate(name for _, name in class_names())) if model.output_shape[-1] == 1000 else None
+    labels = dict(enumerate(class_names())) if model.output_shape[-1] == 1000 else None
     out = export_saved_model(
         model, FLAGS.export_dir, image_size=size, eval_mode="crop_fraction",
         crop_fraction=settings.get("eval_crop_fraction", 0.875),
         resize_method=settings.get("resize_method", "bilinear"),
         label_map=labels, metadata={"model": FLAGS.model, "weights": config.tag if config else FLAGS.weights},
-        overwrite=FLAGS.overwrite)
+        overwrite=FLAGS.overwrite, **_limits())
     print(f"exported {FLAGS.model} with weights {FLAGS.weights} ({size} px) to {out}")
 
 

@@ -198,3 +198,14 @@ class AutoAugment:
         x = switch_case(index, [functools.partial(self._sub_policy, sub, x, u) for sub in self.policy])
         x = tf.ensure_shape(x, image.shape)
         return x if image.dtype == tf.uint8 else tf.cast(x, image.dtype)
+
+
+def augmenter(config):
+    """AutoAugment or RandAugment of a DataConfig as fn(uint8 image, seed), or None."""
+    if not config.autoaugment and config.randaug_layers <= 0:
+        return None
+    op = AutoAugment(config.autoaugment, contrast_mode=config.contrast_mode) if config.autoaugment else \
+        RandAugment(num_layers=config.randaug_layers, magnitude=config.randaug_magnitude,
+                    translate_const=config.randaug_translate_const, cutout_const=config.randaug_cutout_const,
+                    contrast_mode=config.contrast_mode)
+    return lambda image, seed: op(image, seed=seed)

@@ -24,7 +24,7 @@ import dataclasses
 from typing import NamedTuple
 
 from regnet_tf.data.augment_policies import POLICIES
-from regnet_tf.data.format import IMAGENET_TRAIN_SHARDS, LABEL_OFFSET, SPLIT_PATTERNS
+from regnet_tf.data.format import IMAGENET_TRAIN_SHARDS, LABEL_OFFSET, MAX_PIXELS, SPLIT_PATTERNS
 
 SOURCES = ("tfrecord", "tfds", "folder", "demo")
 SPLITS = ("train", "validation")  # the splits stored on disk (shard name prefixes)
@@ -99,6 +99,9 @@ class DataConfig:
     shuffle_buffer: int = 10_000
     cycle_length: int = 16  # files read in parallel
     cache: bool = False  # keep the encoded records in memory after the first epoch
+    # decoded pixels (frames x height x width) an image may declare in its header, checked before decoding; an image
+    # over it is skipped like a corrupt one (a decompression bomb cannot stall or kill training); 0: no limit
+    max_pixels: int = MAX_PIXELS
     deterministic: bool = False  # same order and augmentation on every run (seed, or 0)
     seed: int | None = None
 
@@ -132,6 +135,7 @@ class DataConfig:
             (self.mixup_alpha >= 0 and self.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
             (self.normalize or not self.mixing, "MixUp/CutMix mix float images: needs normalize=True"),
             (self.shuffle_buffer >= 1 and self.cycle_length >= 1, "shuffle_buffer and cycle_length must be >= 1"),
+            (self.max_pixels >= 0, "max_pixels must be >= 0 (0: no limit)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -19,6 +19,11 @@ Eval: "crop_fraction" (Model Garden / TF1): a centered square of `crop_fraction`
 `decode_and_crop_jpeg`, resized to `size`. "resize_short" (pycls): resize the short side to `short_side`
 (default round(size / 0.875), 256 for 224; the long side is floored), then a centered `size` x `size` crop.
 One implementation (`_eval_view`) serves encoded bytes (`eval_image`) and decoded pixels (`eval_view`).
+
+The input pipeline's view of a `DataConfig` (`pipeline_view`) checks the pixel budget first: the size an image
+declares in its header (frames x height x width, `format.declared_size`) must be at most `config.max_pixels`,
+else InvalidArgumentError naming the image ("<file> record index <i>: the image declares ..."), raised before any
+decoding, which the pipeline turns into a skipped image, as for a corrupt one.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import tensorflow as tf
 from regnet_tf.data.config import (  # noqa: F401 - the choices, re-exported
     CENTER_CROP_FRACTION, DTYPES, EVAL_MODES, RESIZE_METHODS, eval_short_side)
 from regnet_tf.data.format import MEAN_RGB, STD_RGB  # noqa: F401 - ImageNet mean/std, RGB, 0-1 scale
+from regnet_tf.data.format import check_pixel_budget, refuse_animated_webp
 
 
 def _decode_any(encoded):
@@ -201,3 +207,40 @@ def eval_view(image, size=224, mode="crop_fraction", crop_fraction=CENTER_CROP_F
 
     image = _eval_view(crop, size, mode, crop_fraction, short_side, resize_method)
     return normalize(image, dtype) if normalized else to_uint8(image, clip=resize_method != "bilinear")
+
+
+def within_pixel_budget(encoded, max_pixels, what):
+    """`format.check_pixel_budget(encoded, max_pixels, what)` with a fast path for JPEGs: when libjpeg's own header
+    read (`extract_jpeg_shape`, what the JPEG decoders allocate by) is within the budget, the general header walk
+    is skipped (training view of 500 x 375 JPEGs on 2 CPU cores: ~1,800 images/s unchecked, 1,100-1,550 with this,
+    ~700 with the general walk for every image; docs/DATA.md). Other formats, and JPEGs over the budget, take the
+    general check and its error message. A JPEG whose header libjpeg cannot read raises its InvalidArgumentError
+    here (its decode would fail the same way)."""
+    def jpeg_within():
+        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
+        return shape[0] * shape[1] <= max_pixels
+
+    fast = tf.cond(tf.io.is_jpeg(encoded), jpeg_within, lambda: tf.constant(False))
+    return tf.cond(fast, lambda: tf.identity(encoded), lambda: check_pixel_budget(encoded, max_pixels, what))
+
+
+def pipeline_view(config, training, augment=None):
+    """fn(encoded, seed, what) -> the input pipeline's image of one encoded image for DataConfig `config`: the
+    training view (`train_image`, with `augment`) or the evaluation view (`eval_image`), normalized per image.
+
+    First the pixel budget (`config.max_pixels` > 0): an image whose header declares more pixels fails with
+    InvalidArgumentError naming `what` (a string tensor: file and record index) before it is decoded.
+    """
+    def view(encoded, seed, what):
+        if config.max_pixels > 0:
+            encoded = within_pixel_budget(encoded, config.max_pixels, what)
+        else:  # no budget; an animated WebP is still refused (TensorFlow 2.21's decoder aborts the process on it)
+            encoded = refuse_animated_webp(encoded, what)
+        if training:
+            return train_image(encoded, seed, config.image_size, config.crop_area_range, config.crop_aspect_range,
+                               config.crop_max_attempts, config.hflip, config.resize_method, augment, config.dtype,
+                               config.normalize)
+        return eval_image(encoded, config.image_size, config.eval_mode, config.eval_crop_fraction,
+                          config.eval_short_side, config.resize_method, config.dtype, config.normalize)
+
+    return view

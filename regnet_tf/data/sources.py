@@ -18,7 +18,8 @@ from `Dataset.random(seed)`, so `deterministic=True` with a seed gives the same 
 
 Bad input (docs/DATA.md):
 - no data directory, no files for the pattern: FileNotFoundError naming the pattern and the expected layout.
-- an image that does not decode (corrupt or truncated JPEG, malformed record): skipped, with tf.data's warning
+- an image that does not decode (corrupt or truncated JPEG, malformed record), or whose header declares more than
+  `config.max_pixels` pixels (checked before decoding, `preprocess.pipeline_view`): skipped, with tf.data's warning
   ("Error raised with error message ..." in the TF log); `regnet_tf.data.check_records` lists and counts them.
 - a truncated or corrupted TFRecord file: stops with InvalidArgumentError naming the file and the index of the
   first record that cannot be read (every file's bytes read are checked against its size).
@@ -286,19 +287,6 @@ def _source(config, split, training, input_context):
     return (config, *_folder_source(config, split, training, n, pipeline_id))
 
 
-def _randaugment(config):
-    """AutoAugment or RandAugment of `config` as fn(uint8 image, seed), or None (augment imported only when used)."""
-    if not config.autoaugment and config.randaug_layers <= 0:
-        return None
-    from regnet_tf.data import augment
-
-    op = augment.AutoAugment(config.autoaugment, contrast_mode=config.contrast_mode) if config.autoaugment else \
-        augment.RandAugment(num_layers=config.randaug_layers, magnitude=config.randaug_magnitude,
-                            translate_const=config.randaug_translate_const,
-                            cutout_const=config.randaug_cutout_const, contrast_mode=config.contrast_mode)
-    return lambda image, seed: op(image, seed=seed)
-
-
 def _check(config):
     """A map over batches that stops the pipeline at a broken file or a label out of range, naming the first such
     file and record index (per batch, not per image: one map call per batch instead of one per image). Each message
@@ -350,21 +338,17 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     # A per-image seed [2] for the stateless random ops (deterministic when config.seed is set).
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=config.seed).batch(2)))
 
-    augment = augment_fn if augment_fn is not None else (_randaugment(config) if training else None)
-    size = config.image_size
+    from regnet_tf.data import augment as augment_lib  # imported when a pipeline is built
 
-    def view(encoded, seed_):  # normalized per image, while it is in cache (docs/DATA.md, "Input speed")
-        if training:
-            return preprocess.train_image(encoded, seed_, size, config.crop_area_range, config.crop_aspect_range,
-                                          config.crop_max_attempts, config.hflip, config.resize_method, augment,
-                                          config.dtype, config.normalize)
-        return preprocess.eval_image(encoded, size, config.eval_mode, config.eval_crop_fraction,
-                                     config.eval_short_side, config.resize_method, config.dtype, config.normalize)
+    augment = augment_fn if augment_fn is not None else (augment_lib.augmenter(config) if training else None)
+    view = preprocess.pipeline_view(config, training, augment)  # the pixel budget, decode, crop, resize, normalize
+    size = config.image_size
 
     def decode(e, seed_):
         def real():
             encoded, label = parse(e)
-            return view(encoded, seed_), label
+            what = tf.strings.join([e["file"], " record index ", tf.strings.as_string(e["index"])])
+            return view(encoded, seed_, what), label
 
         def placeholder():  # the marker of a broken file: carried to `check`, which stops with its name
             return tf.zeros([size, size, 3], config.dtype if config.normalize else tf.uint8), tf.constant(-1, tf.int64)

@@ -1,4 +1,5 @@
-"""Design spaces of the RegNet paper as plain data: AnyNetX A-E, RegNetX / RegNetY, constrained RegNetX.
+"""Design spaces of the RegNet paper as plain data: AnyNetX A-E, RegNetX / RegNetY, constrained RegNetX; and the
+fast-scaling paper's RegNetY (b = 1) and RegNetZ.
 
 Each space is a frozen dataclass whose fields are the space's ranges; ``space.sample(rng)`` draws one valid spec
 (an `AnyNetSpec` or a `RegNetSpec`) and ``space.size()`` counts the space as the paper's Table 1 does.
@@ -133,10 +134,11 @@ class RegNetSpace:
     w0_range: Tuple[int, int] = (8, 248)  # w0 < 256, multiple of q, log-uniform
     wa_range: Tuple[float, float] = (8.0, 255.99)  # wa < 256, log-uniform, 0.01 steps
     wm_range: Tuple[float, float] = (1.5, 3.0)  # log-uniform, 0.001 steps
-    b_ratios: Tuple[int, ...] = B_RATIOS
+    b_ratios: Tuple[float, ...] = B_RATIOS
     g_widths: Tuple[int, ...] = G_WIDTHS
     stages: int = 4
     q: int = 8
+    activation: str = "relu"
     params_fit: Optional[Tuple[float, float]] = None  # (a, c): params <= (a + c F) M, F = regime top in GF
     acts_fit: Optional[float] = None  # c: acts <= c sqrt(F) M
 
@@ -151,7 +153,7 @@ class RegNetSpace:
     def build(self, p: dict) -> Optional[RegNetSpec]:
         """The RegNetSpec of raw parameters, or None when they do not give exactly ``stages`` distinct stages."""
         spec = RegNetSpec(d=p["d"], w0=p["w0"], wa=p["wa"], wm=p["wm"], g=p["g"], b=1.0 / p["b"], block=self.block,
-                          se_ratio=self.se_ratio, num_stages=self.stages, q=self.q)
+                          se_ratio=self.se_ratio, num_stages=self.stages, q=self.q, activation=self.activation)
         try:
             spec.to_anynet()  # generation + adjust_block_compatibility; raises on a wrong stage count
         except ValueError:
@@ -199,6 +201,10 @@ SPACES = {
         RegNetSpace("regnety", block="Y", se_ratio=0.25),
         RegNetSpace("regnetx_constrained", d_range=(12, 28), wm_range=(2.0, 3.0), b_ratios=(1,),
                     params_fit=(3.0, 5.5), acts_fit=6.5),
+        # "Fast and Accurate Model Scaling" (section 6.1): RegNetY with b = 1 ("we set the bottleneck ratio b to 1"),
+        # and RegNetZ: Z blocks (inverted bottleneck b = 1/4, i.e. inner width 4 w; SiLU; SE 0.25), no head conv
+        RegNetSpace("regnety_b1", block="Y", se_ratio=0.25, b_ratios=(1,)),
+        RegNetSpace("regnetz", block="Z", se_ratio=0.25, b_ratios=(0.25,), activation="silu"),
     )
 }
 

@@ -25,11 +25,17 @@ Choices:
   on the eval pipeline's image of the same file. (In "crop_fraction" mode a JPEG's bytes decode only the crop
   window, `decode_and_crop_jpeg`, whose pixels near the window edges can differ by a few levels from a full
   decode's: `serving_image_tensor` on fully decoded JPEG pixels is close to, not bit-equal to, `serving_default`.)
-- Bad input fails the request with InvalidArgumentError. Bytes in none of the formats `tf.io.decode_image` reads
-  (`regnet_tf.data.format.IMAGE_FORMATS`, the table the TFRecord writer uses too) fail with "image_bytes[i] could
-  not be decoded: not a JPEG, PNG, GIF, BMP, WebP or JPEG XL image (n bytes)"; a corrupt or truncated
-  file of a known format fails in TensorFlow's decoder ("Invalid JPEG data ...", "Invalid PNG data ..."), at a
-  node of the name scope `decode_image_bytes`.
+- Bad input fails the request with InvalidArgumentError naming the input (`regnet_tf.train.serving_input`). Bytes
+  in none of the formats `tf.io.decode_image` reads (`regnet_tf.data.format.IMAGE_FORMATS`, the table the TFRecord
+  writer uses too) fail with "image_bytes[i] could not be decoded: not a JPEG, PNG, GIF, BMP, WebP or JPEG XL image
+  (n bytes)"; a corrupt or truncated file of a known format, which TensorFlow's decoder refuses, with
+  "image_bytes[i] could not be decoded: corrupt or truncated image data (n bytes; ...)".
+- Request limits (export options, stored in the metadata; 0 disables one), enforced in the graph with an
+  InvalidArgumentError naming the input, the value, the limit and the option: `max_batch` images per request
+  (both signatures) and `max_request_bytes` encoded bytes per request, checked before any decoding; then per image
+  `max_pixels` (frames x height x width declared in the header, `format.check_pixel_budget`) before it is decoded,
+  so a decompression bomb costs no memory. `serving_image_tensor` checks H x W against `max_pixels`. Animated GIFs:
+  the first frame is served (the decoder reads every frame, so the budget counts them all). See docs/SERVING.md.
 - Mixed precision: the model computes under its own policy; every output is float32.
 - Grouped convolutions (RegNet): TensorFlow's graph optimizer (grappler's remapper) fuses Conv2D + BatchNorm
   (+ ReLU) into `_FusedConv2D`, whose CPU kernel rejects grouped convolutions unless oneDNN is on ("Fused conv
@@ -65,32 +71,38 @@ import tensorflow as tf
 
 from regnet_tf.data import preprocess
 from regnet_tf.data.config import eval_short_side
-from regnet_tf.data.format import (LABEL_MAP, LABEL_OFFSET, MEAN_RGB, NOT_AN_IMAGE, STD_RGB, check_label_names,
-                                   has_image_signature, label_map_file, read_label_map, stored_label,
-                                   write_label_map)
+from regnet_tf.data.format import (LABEL_MAP, LABEL_OFFSET, MAX_PIXELS, MEAN_RGB, STD_RGB, check_label_names,
+                                   label_map_file, read_label_map, stored_label, write_label_map)
+from regnet_tf.train import serving_input
+from regnet_tf.train.serving_input import INPUT_BYTES, INPUT_IMAGES
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGE_TENSOR = "serving_image_tensor"
-INPUT_BYTES = "image_bytes"
-INPUT_IMAGES = "images"
 TOP_K = 5
 LABEL_MAP_ASSET = LABEL_MAP
 METADATA_FILE = os.path.join("assets.extra", "regnet_tf.json")
+MAX_BATCH = 256  # images per request
+MAX_REQUEST_BYTES = 64 * 2 ** 20  # encoded bytes per request (serving_default)
 
 
 def export_saved_model(model, export_dir, *, image_size, eval_mode="crop_fraction",
                        crop_fraction=preprocess.CENTER_CROP_FRACTION, short_side=None, resize_method="bilinear",
-                       label_map=None, label_offset=LABEL_OFFSET, metadata=None, overwrite=False):
+                       label_map=None, label_offset=LABEL_OFFSET, metadata=None, overwrite=False,
+                       max_pixels=MAX_PIXELS, max_batch=MAX_BATCH, max_request_bytes=MAX_REQUEST_BYTES):
     """Writes `model` as a TF Serving SavedModel into `export_dir` (a version directory, e.g. `.../1`).
 
     See the module docstring for the signatures. `eval_mode`, `crop_fraction`, `short_side` and `resize_method`
     are the eval pipeline's (`preprocess.eval_image`). `label_map`: None, the path of a label_map.txt (or of the
     directory holding it) with stored labels = class index - `label_offset`, or a dict {class index: name}.
-    `metadata`: a JSON-serializable dict stored in `assets.extra/regnet_tf.json`. Returns `export_dir`.
+    `metadata`: a JSON-serializable dict stored in `assets.extra/regnet_tf.json`. `max_pixels` (decoded pixels
+    per image), `max_batch` (images per request), `max_request_bytes` (encoded bytes per request): the request
+    limits, ints >= 0, 0 = no limit. Returns `export_dir`.
     """
     export_dir = os.path.abspath(os.fspath(export_dir))
     config = _eval_config(model, image_size, eval_mode, crop_fraction, short_side, resize_method)
     config["label_offset"] = label_offset
+    config["limits"] = serving_input.check_limits(max_pixels=max_pixels, max_batch=max_batch,
+                                                  max_request_bytes=max_request_bytes)
     names = None if label_map is None else _label_names(label_map, label_offset, config["num_classes"])
     info = _metadata(model, config, names is not None, label_offset, metadata)
     _check_target(export_dir, overwrite)
@@ -138,18 +150,21 @@ class _Server:
                               resize_method=config["resize_method"], dtype="float32", normalized=True)
 
     def serve_bytes(self, image_bytes):
-        def one(args):
-            encoded, index = args
-            with tf.name_scope("decode_image_bytes"):
-                return preprocess.eval_image(_checked_image_bytes(encoded, index), **self.eval_args)
-
-        size = self.config["image_size"]
         with tf.device("/cpu:0"):
-            images = tf.map_fn(one, (image_bytes, tf.range(tf.size(image_bytes))), parallel_iterations=32,
-                               fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+            images = serving_input.decode_request(image_bytes, self.config["limits"],
+                                                  lambda e: preprocess.eval_image(e, **self.eval_args),
+                                                  self.config["image_size"])
         return self.predict(images)
 
     def serve_images(self, images):
+        limits = self.config["limits"]
+        with tf.name_scope("request_limits"):
+            shape = tf.shape(images, out_type=tf.int64)
+            images = serving_input.checked(images, [
+                serving_input.limit(shape[0], limits["max_batch"], INPUT_IMAGES + ": the request holds {} images",
+                                    "max_batch"),
+                serving_input.limit(shape[1] * shape[2], limits["max_pixels"], INPUT_IMAGES + ": the images are {} x "
+                                    "{} pixels = {} pixels each", "max_pixels", (shape[2], shape[1]))])
         return self.predict(preprocess.eval_view(images, **self.eval_args))
 
     def predict(self, images):
@@ -167,16 +182,6 @@ class _Server:
         stored = stored_label(tf.cast(classes, tf.int64), self.config["label_offset"])
         lines = self.labels.lookup(stored)  # "<stored label> <name>"
         return tf.strings.regex_replace(lines, "^[^ ]* ", "", replace_global=False)
-
-
-def _checked_image_bytes(encoded, index):
-    """`encoded`, after an assertion that it starts like an image file `tf.io.decode_image` reads
-    (`regnet_tf.data.format.IMAGE_FORMATS`)."""
-    message = tf.strings.format(INPUT_BYTES + "[{}] could not be decoded: " + NOT_AN_IMAGE + " ({} bytes)",
-                                (index, tf.strings.length(encoded)))
-    check = tf.debugging.Assert(has_image_signature(encoded), [message], name="check_image_format")
-    with tf.control_dependencies([check]):
-        return tf.identity(encoded)
 
 
 def _label_table(path):
@@ -281,6 +286,7 @@ def _metadata(model, config, has_labels, label_offset, metadata):
         },
         "label_map": f"assets/{LABEL_MAP_ASSET}" if has_labels else None,
         "label_offset": label_offset if has_labels else None,
+        "limits": dict(config["limits"]),
         "versions": {"regnet_tf": regnet_tf.__version__, "tensorflow": tf.__version__,
                      "keras": keras.__version__},
         "metadata": metadata,

@@ -377,7 +377,7 @@ class Trainer:
         return self.best is not None and self.best.after_evaluation(step, epoch, m["top1"], split, self.save, self.log)
 
     # ---- export
-    def export(self, export_dir=None, overwrite=True):
+    def export(self, export_dir=None, overwrite=True, **limits):
         """A SavedModel of the EMA (or raw) weights in float32, `model_dir/export/<step>` by default."""
         from regnet_tf.data import sources
         from regnet_tf.train.evaluate import serving_model
@@ -397,4 +397,4 @@ class Trainer:
                                   metadata={"recipe": self.recipe.name, "model": self.recipe.model.name or
                                             self.recipe.model.kind, "step": step, "ema": self.ema is not None,
                                             "averaged": note[2:] or "raw weights"},
-                                  overwrite=overwrite)
+                                  overwrite=overwrite, **{"max_pixels": d.max_pixels, **limits})
