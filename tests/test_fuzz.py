@@ -3,7 +3,8 @@ truncated, bit-flipped, header-corrupted, random and oversized-header images of 
 
 (a) the exported SavedModel (`serving_default`), loaded in a fresh process without regnet_tf (as TF Serving), each
     input alone and in mixed batches: every call returns finite outputs or raises InvalidArgumentError naming the
-    input's index (a corrupt file of a known format too: "image_bytes[i] could not be decoded: corrupt ..."),
+    input's index (exported with name_decode_errors=True, a corrupt file of a known format too: "image_bytes[i] could
+    not be decoded: corrupt ..."),
     oversized ones the pixel budget's; the process survives; a good batch gives the same outputs after as before;
 (b) `launch/build_tfrecords.py` (image folder -> TFRecords): no crash, every skipped file named and counted, the
     oversized ones as over the pixel budget, and every written record decodes (`check_records`);
@@ -143,7 +144,8 @@ def runs(corpus, tmp_path_factory):
                                 dict(ENV, TF_CPP_MIN_LOG_LEVEL="1")), records_dir)
     from regnet_tf.train.export import export_saved_model
 
-    export_dir = export_saved_model(tiny_model(), root / "export" / "1", image_size=SIZE)
+    # name_decode_errors: a file the decoder refuses fails naming its index too (the default names only the others)
+    export_dir = export_saved_model(tiny_model(), root / "export" / "1", image_size=SIZE, name_decode_errors=True)
     valid = [e.data for e in entries if e.kind == "valid"]
     np.savez(root / "inputs.npz", corpus=object_array([e.data for e in entries]), good=object_array(valid))
     procs["serve"] = (_start([sys.executable, "-c", SERVE, str(export_dir), str(root / "inputs.npz"),
