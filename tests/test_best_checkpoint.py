@@ -13,6 +13,7 @@ import tensorflow as tf
 from regnet_tf.cli.shortcuts import shortcut_overrides
 from regnet_tf.train import recipe as recipe_lib
 from regnet_tf.train.best import BestCheckpoint
+from test_swa import _Killed, kill_before_save  # tests/ is on sys.path
 
 
 @pytest.fixture(scope="session")
@@ -47,10 +48,6 @@ def test_best_checkpoint_writes_atomically_and_counts_patience(tmp_path):
     assert BestCheckpoint(str(tmp_path), tf.train.Checkpoint(v=v)).info["step"] == 4
 
 
-class _Killed(Exception):
-    pass
-
-
 def _recipe(*extra):
     overrides = shortcut_overrides(data="demo", steps=12) + [
         "data.image_size=32", "train.global_batch_size=16", "train.eval_steps=1", "train.steps_per_loop=2",
@@ -74,14 +71,7 @@ def _scripted_trainer(r, model_dir, scores, calls, kill_before_save_at=None):
         return {"top1": top1, "top5": 100.0, "loss": 1.0, "examples": 16}
 
     trainer.evaluate = evaluate
-    save = trainer.save
-
-    def killing_save():
-        if int(trainer.step.numpy()) == kill_before_save_at:
-            raise _Killed()
-        return save()
-
-    trainer.save = killing_save
+    kill_before_save(trainer, kill_before_save_at)
     return trainer
 
 

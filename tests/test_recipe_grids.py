@@ -2,7 +2,6 @@
 the fast-scaling paper's scaled models, and the RegNet paper's baselines (Tables 3-4) and section 4 setting.
 Pure Python: recipe parsing imports no TensorFlow."""
 
-import os
 
 import pytest
 import yaml
@@ -11,6 +10,7 @@ import regnet_tf
 from regnet_tf.models.resnet import BLOCK_ALLOCATIONS
 from regnet_tf.train import recipe
 from regnet_tf.train import recipe_files
+from test_recipes import _write  # tests/ is on sys.path
 
 SCALING_AXES = {"depth": [26, 50, 101, 200, 300, 350, 400], "width": [0.25, 0.5, 1.0, 1.5, 2.0],
                 "res": [128, 160, 224, 320, 448], "epochs": [10, 100, 350]}
@@ -22,13 +22,6 @@ def grid(pattern):
 
 
 # ------------------------------------------------------------------------------------------ the mechanism
-
-def _write(root, rel, text):
-    path = os.path.join(root, rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
 
 @pytest.fixture
 def tmp_grid(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ resumed: its average is the running mean of exactly the snapshots the run kept (
 use the averaged weights with their recomputed BN statistics."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -120,6 +119,18 @@ class _Killed(Exception):
     pass
 
 
+def kill_before_save(trainer, step):
+    """Makes `trainer.save()` raise _Killed at `step` (a kill between a loop and its checkpoint); None: never."""
+    save = trainer.save
+
+    def killing_save():
+        if int(trainer.step.numpy()) == step:
+            raise _Killed()
+        return save()
+
+    trainer.save = killing_save
+
+
 def _recipe():
     overrides = shortcut_overrides(data="demo", steps=8) + [
         "data.image_size=32", "train.global_batch_size=16", "train.eval_steps=1", "train.steps_per_loop=2",
@@ -143,14 +154,7 @@ def _recording_trainer(r, model_dir, records, kill_before_save_at=None):
         return update()
 
     trainer.swa.update = recording_update
-    save = trainer.save
-
-    def killing_save():
-        if int(trainer.step.numpy()) == kill_before_save_at:
-            raise _Killed()
-        return save()
-
-    trainer.save = killing_save
+    kill_before_save(trainer, kill_before_save_at)
     return trainer
 
 
