@@ -35,10 +35,14 @@ setup(
         "tensorboard",
         "pyyaml",
         "numpy",
+        # .safetensors checkpoints (timm) without torch; 0.4.1 reads bfloat16 into numpy through ml_dtypes
+        "safetensors>=0.4.1",
+        "ml_dtypes",
     ],
     extras_require={
-        # Pillow writes the CMYK JPEG of tests/test_data.py; matplotlib draws the sweep plots the tests open
-        "test": ["pytest>=7", "pytest-xdist", "pillow", "matplotlib"],
+        # Pillow writes the CMYK JPEG of tests/test_data.py; matplotlib draws the sweep plots the tests open; xdist:
+        # tests/conftest.py schedules the two workers (docs/DEVELOPMENT.md)
+        "test": ["pytest>=7", "pytest-xdist>=3.5", "pillow", "matplotlib"],
         # Cross-checks against tf_keras.applications (Keras 2: RegNet, ResNet-RS); tests skip when absent.
         "compare": ["tf-keras"],
         # Full-size equivalence with timm (tests skip without it) and reading .pth / .pyth checkpoints. CI does not

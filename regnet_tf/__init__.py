@@ -5,13 +5,13 @@ The spec, generation, complexity and scaling tools here are pure Python (importi
 environment variables, no TensorFlow settings); the command-line tools (`regnet_tf.cli`) set their environment.
 """
 
-from regnet_tf.counter import complexity
+# isort: off  (zoo first: it imports the family modules in zoo order, the order of list_models())
+from regnet_tf.zoo import complexity, get_entry, get_spec, list_models, resolve, scale, to_anynet
 from regnet_tf.models.anynet import AnyNetSpec, adjust_block_compatibility
 from regnet_tf.models.efficientnet import EffNetSpec
 from regnet_tf.models.regnet import RegNetSpec, generate_regnet
-from regnet_tf.models.registry import get_entry, get_spec, list_models, resolve, to_anynet
 from regnet_tf.models.resnet import ResNetSpec
-from regnet_tf.scaling import scale
+# isort: on
 
 __version__ = "0.1.0"
 

@@ -21,10 +21,12 @@ import os
 import keras
 import numpy as np
 
+from regnet_tf import imagenet
 from regnet_tf.data.format import MEAN_RGB, STD_RGB
 from regnet_tf.models import common
-from regnet_tf.models.registry import get_entry, list_models, resolve
-from regnet_tf.weights.core import read_config
+from regnet_tf.weights import pretrained
+from regnet_tf.weights.core import load_by_name, read_config
+from regnet_tf.zoo import get_entry, list_models, resolve
 
 # Aliases of the one definition, `regnet_tf.data.format.MEAN_RGB` / `STD_RGB` (0-1 scale).
 IMAGENET_MEAN_RGB = MEAN_RGB
@@ -56,9 +58,7 @@ def preprocess_input(x, data_format=None):
 def decode_predictions(preds, top=5):
     """ImageNet-1k class ids -> [(synset id, class name, score), ...] per sample, best first (Keras's semantics);
     ``preds`` has shape (samples, 1000). The class names are bundled (regnet_tf/imagenet_classes.txt)."""
-    from regnet_tf.imagenet import decode_predictions as decode
-
-    return decode(preds, top=top)
+    return imagenet.decode_predictions(preds, top=top)
 
 
 def _input_shape(input_shape, default_size, include_top, weights):
@@ -93,8 +93,6 @@ def resolve_weights(model, weights):
         if not isinstance(model, str):
             raise ValueError(f"weights={weights!r} needs a registered model name, not a spec: public weights are per "
                              "model (regnet_tf.weights.pretrained.tags(name) lists them)")
-        from regnet_tf.weights import pretrained
-
         return pretrained.weights_file(model, weights)
     if isinstance(weights, (str, os.PathLike)):
         raise ValueError(f"no such weights file: {os.fspath(weights)}")
@@ -103,23 +101,6 @@ def resolve_weights(model, weights):
         "ImageNet), a tag of public weights (e.g. 'timm/regnety_040.ra3_in1k'; regnet_tf.weights.pretrained.tags(name)"
         f" lists them) or the path to a local weights file (.weights.h5, .keras or .h5). Received: weights={weights!r}"
     )
-
-
-def _load_converted(model, path, config, spec):
-    """Loads a converted ``.weights.h5`` into ``model`` (any top, pooling or input shape): through a reference
-    model with the file's own head, copied layer by layer."""
-    from regnet_tf.weights import build
-
-    reference = build(spec, config)
-    reference.load_weights(path)
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        try:
-            source = reference.get_layer(layer.name)
-        except ValueError:
-            raise ValueError(f"layer {layer.name!r} of {model.name} is not in the weights {path}") from None
-        layer.set_weights(source.get_weights())
 
 
 def build_model(model, include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
@@ -152,7 +133,6 @@ def build_model(model, include_top=True, weights=None, input_tensor=None, input_
         if classifier_activation not in (None, "softmax"):
             raise ValueError("Only `None` and `softmax` activations are allowed for the `classifier_activation` "
                              f"argument when loading pretrained weights. Received: {classifier_activation!r}")
-        spec = spec.replace(**config.spec)
         default_size = config.input_size
     elif path is not None and include_top and classes != 1000:
         raise ValueError(
@@ -173,11 +153,11 @@ def build_model(model, include_top=True, weights=None, input_tensor=None, input_
         inputs = keras.utils.get_source_inputs(input_tensor)
 
     model_ = common.keras_model(
-        spec, inputs, img_input, include_top=include_top, pooling=pooling, classes=classes,
+        spec, inputs, img_input, weights_config=config, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, name=name or default_name,
-        include_preprocessing=include_preprocessing, input_adapter=config.input_adapter() if config else None)
-    if config is not None:
-        _load_converted(model_, path, config, spec)
+        include_preprocessing=include_preprocessing)
+    if config is not None:  # a converted file, by layer name into this model (its own top, pooling, input shape)
+        load_by_name(model_, path, unused_ok=() if include_top else ("predictions",))
     elif path is not None:
         model_.load_weights(path)
     return model_

@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-from regnet_tf import complexity, get_entry
+from regnet_tf.zoo import complexity, get_entry
 
 # TensorFlow and Keras are imported inside the functions that time or build models: the constants above the first
 # function (the CLI's flag choices) come without loading TensorFlow.
@@ -165,7 +165,7 @@ def _model_fn(impl: str, name: str, resolution: int):
     shape = (resolution, resolution, 3)
     is_resnet = name.lower() == RESNET50
     if impl == "regnet_tf":
-        from regnet_tf.applications import build_model
+        from regnet_tf.applications import build_model  # imports TensorFlow: only when a model is timed
 
         return (lambda: build_model(name, weights=None, input_shape=shape)), keras
     if impl == "keras":

@@ -10,9 +10,10 @@ Conventions (pycls ``blocks.py`` / RegNet paper section 3):
   not BN, activations, adds, the global pool or the input image).
 - Output size of a conv or pool with stride s is (h - 1) // s + 1 (symmetric padding k // 2).
 
-Here: the per-layer counts and the whole-network count. Each family module counts its own stems and blocks with
-these functions, right next to the Keras code they count (``spec.features_cx`` mirrors ``spec.features``), and
-tests/test_models.py checks every registered model against its built Keras layers.
+Here: the per-layer counts and the whole-network count of a spec (`regnet_tf.zoo.complexity` takes a model name).
+Each family module counts its own stems and blocks with these functions, right next to the Keras code they count
+(``spec.features_cx`` mirrors ``spec.features``), and tests/test_models.py checks every registered model against its
+built Keras layers.
 """
 
 from __future__ import annotations
@@ -92,16 +93,3 @@ def count(spec, resolution=224, classes: int = 1000, in_channels: int = 3) -> Co
     h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
     cx = spec.features_cx(Complexity(h=h, w=w), in_channels)
     return classifier_cx(cx, spec.out_width, classes)
-
-
-def complexity(name_or_spec, resolution=None, classes: int = 1000, in_channels: int = 3) -> dict:
-    """flops (multiply-adds), params and acts of a registered model name or a spec, for one image.
-
-    ``resolution`` defaults to the model's registered resolution (224 for a spec). ``classes=0`` counts the
-    network without the classifier.
-    """
-    from regnet_tf.models.registry import default_resolution, resolve  # (a leaf; here so this module loads first)
-
-    if resolution is None:
-        resolution = default_resolution(name_or_spec)
-    return count(resolve(name_or_spec), resolution, classes, in_channels).as_dict()

@@ -9,7 +9,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from regnet_tf.models.registry import PADDINGS, check_padding  # noqa: F401 - the padding conventions
+from regnet_tf.padding import check_padding
 
 # pycls init: conv kernels ~ N(0, sqrt(2 / fan_out)), fan_out = k * k * C_out (groups ignored, as Keras does).
 CONV_INIT = {"class_name": "VarianceScaling",
@@ -24,7 +24,7 @@ class Conv2D(keras.layers.Conv2D):
     - ``padding="symmetric"`` (default) pads both sides for every stride (as PyTorch/pycls/timm and the TF1 ResNet
       ``fixed_padding``), so the output size is (h - 1) // s + 1 for odd k, and weights trained with symmetric
       padding reproduce exactly. ``padding="tf_same"`` is TensorFlow's "SAME" (same output size; for stride 2 on
-      even inputs it pads (0, 1) instead of (1, 1)), for weights trained that way (see `PADDINGS`).
+      even inputs it pads (0, 1) instead of (1, 1)), for weights trained that way (see `regnet_tf.padding`).
     - Grouped convolutions call ``tf.nn.conv2d`` with a (k, k, C_in / groups, C_out) filter, which TensorFlow
       runs natively. Keras 3's own ``Conv2D(groups > 1)`` wraps the op in ``tf.function(jit_compile=True)``,
       whose CPU gradient is about 19x slower (see docs/DEVIATIONS.md). Same kernel layout and weight names

@@ -7,7 +7,7 @@ the share of the flops each dimension takes: with weights (ω_d, ω_w, ω_r), S 
 
 - simple and uniform compound strategies: ``"d"``, ``"w"``, ``"r"``, ``"dw"``, ``"dr"``, ``"wr"``, ``"dwr"``
   (weight 1 for each letter, paper Tables 1-2);
-- fast compound scaling ``"dWr"`` with parameter ``alpha`` (paper section 4, Table 4): ω_d = ω_r = (1 - alpha) / 2,
+- fast compound scaling ``"dWr"`` with parameter ``alpha`` (paper section 5, Table 4): ω_d = ω_r = (1 - alpha) / 2,
   ω_w = alpha, i.e. d x= s^((1-a)/2), w x= s^(a/2), r x= s^((1-a)/4), so activations grow as s^(1 - a/2);
   alpha = 0.8 is pycls's ``"d1_w8_g8_r1"``;
 - pycls weight strings such as ``"d1_w8_g8_r1"`` or ``"d1_w1_g0"`` (an explicit ``g`` weight).
@@ -17,6 +17,8 @@ Group width scales like width (the paper's default for group convs, section 3.5)
 Rounding is pycls's: depth max(1, round(d x s_d)), widths max(1, round(w x s_w / 8)) x 8, group widths
 max(1, round(g x s_g)) then 1-2 kept, 3-5 -> 4, larger -> multiple of 8, then the compatibility adjustment;
 resolution round(r x s_r / 4) x 4. Python's round (half to even) as pycls.
+
+Here the spec-level math (`scale_spec`); `regnet_tf.zoo.scale` takes a model name and its default resolution.
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ from __future__ import annotations
 import math
 import re
 
-from regnet_tf.models.registry import default_resolution, resolve
-
-STRATEGIES = ("d", "w", "r", "dw", "dr", "wr", "dwr", "dWr")
+SCALING_STRATEGIES = ("d", "w", "r", "dw", "dr", "wr", "dwr", "dWr")
 
 
 def strategy_weights(strategy: str, alpha: float = 0.8) -> dict:
@@ -35,7 +35,7 @@ def strategy_weights(strategy: str, alpha: float = 0.8) -> dict:
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1]; got {alpha}")
         return {"d": (1 - alpha) / 2, "w": alpha, "g": alpha, "r": (1 - alpha) / 2}
-    if strategy in STRATEGIES:
+    if strategy in SCALING_STRATEGIES:
         weights = {k: float(k in strategy) for k in "dwr"}
         return {**weights, "g": weights["w"]}
     if re.fullmatch(r"([dwgr]\d+(\.\d+)?)(_[dwgr]\d+(\.\d+)?)*", strategy):
@@ -44,8 +44,8 @@ def strategy_weights(strategy: str, alpha: float = 0.8) -> dict:
         if "g" not in strategy:
             weights["g"] = weights["w"]
         return weights
-    raise ValueError(f"unknown scaling strategy {strategy!r}; valid: {', '.join(STRATEGIES)} or a weight string "
-                     "such as 'd1_w8_g8_r1'")
+    raise ValueError(f"unknown scaling strategy {strategy!r}; valid: {', '.join(SCALING_STRATEGIES)} or a weight "
+                     "string such as 'd1_w8_g8_r1'")
 
 
 def scaling_factors(strategy: str, s: float, alpha: float = 0.8):
@@ -76,24 +76,16 @@ def round_group(g: int, k: float) -> int:
     return g if g <= 2 else 4 if g <= 5 else round(g / 8) * 8
 
 
-def scale(spec_or_name, factor: float, strategy: str = "dWr", alpha: float = 0.8, resolution: int = None):
-    """Scales a model (registry name or spec) by ``factor`` x flops. Returns (new spec, new resolution).
+def scale_spec(spec, factor: float, strategy: str = "dWr", alpha: float = 0.8, resolution: int = 224):
+    """Scales a spec (at ``resolution``) by ``factor`` x flops. Returns (new spec, new resolution).
 
     Depths, widths and group widths change by the spec's own rule (``spec.scaled_by(kd, kw, kg)``, in its family
-    module); RegNet specs come back as AnyNetSpecs (per-stage lists), as in pycls. ``resolution`` defaults to the
-    model's registered resolution (224 for a bare spec).
+    module). `regnet_tf.zoo.scale` takes a model name and its default resolution.
     """
-    if resolution is None:
-        resolution = default_resolution(spec_or_name)
     kd, kw, kg, kr = scaling_factors(strategy, factor, alpha)
-    return resolve(spec_or_name).scaled_by(kd, kw, kg), int(round(resolution * kr / 4) * 4)
+    return spec.resolved().scaled_by(kd, kw, kg), int(round(resolution * kr / 4) * 4)
 
 
 def stage_line(i: int, d: int, w: int, extra: str) -> str:
-    """One stage of `describe`: ``  stage 1: d=2   w=48    <extra>``."""
+    """One line of a spec's ``describe()``: ``  stage 1: d=2   w=48    <extra>``."""
     return f"  stage {i + 1}: d={d:<3d} w={w:<5d} {extra}"
-
-
-def describe(spec) -> str:
-    """One line per stage: depth, width, group width or expansion (for the CLI)."""
-    return resolve(spec).describe()

@@ -1,9 +1,108 @@
-"""The model zoo table: every registered model with its default resolution and exact complexity."""
+"""The model zoo: every family imported, and every function that takes a model name.
+
+Importing this module imports every family module (in zoo order: anynet, regnet, efficientnet, resnet), which
+registers its spec kind and its models (`regnet_tf.models.registry`), so the lookups here always see every model.
+The package root re-exports them (``regnet_tf.get_spec``, ``regnet_tf.complexity``, ``regnet_tf.scale``, ...).
+Pure Python: no TensorFlow. Also the zoo table (`rows`, `format_table`; ``regnet-models``).
+"""
 
 from __future__ import annotations
 
-from regnet_tf.counter import complexity
-from regnet_tf.models.registry import get_entry, list_models, unknown_name_error
+import fnmatch
+from typing import Dict, List
+
+from regnet_tf import counter, scaling
+from regnet_tf.models import registry
+
+# isort: off  (the order of the zoo)
+from regnet_tf.models import anynet  # noqa: F401
+from regnet_tf.models import regnet  # noqa: F401
+from regnet_tf.models import efficientnet  # noqa: F401
+from regnet_tf.models import resnet  # noqa: F401
+# isort: on
+
+from regnet_tf.models.registry import ModelEntry, Spec, unknown_name_error
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry of a model name (spec, default resolution, factory, provenance)."""
+    models = registry.registered_models()
+    key = str(name).lower()
+    if key not in models:
+        raise unknown_name_error("model", name, sorted(models))
+    return models[key]
+
+
+def get_spec(name: str):
+    """The registered spec of a model (e.g. a `RegNetSpec`)."""
+    return get_entry(name).spec
+
+
+def list_models(pattern: str = "") -> List[str]:
+    """Registered model names in zoo order; ``pattern`` is a substring or a shell-style wildcard."""
+    names = list(registry.registered_models())
+    if pattern:
+        wildcard = any(c in pattern for c in "*?[")
+        names = [n for n in names if (fnmatch.fnmatch(n, pattern) if wildcard else pattern in n)]
+    return names
+
+
+def spec_kinds() -> Dict[str, type]:
+    """{kind: spec class}, e.g. {"anynet": AnyNetSpec, "regnet": RegNetSpec, "efficientnet": ..., "resnet": ...}."""
+    return registry.registered_kinds()
+
+
+def default_resolution(spec_or_name) -> int:
+    """A registered model's default (training) resolution; 224 for a bare spec."""
+    return get_entry(spec_or_name).resolution if isinstance(spec_or_name, str) else 224
+
+
+def resolve(spec_or_name) -> Spec:
+    """A registry name or a spec -> the spec the builder and the counter read (``spec.resolved()``).
+
+    RegNetSpec becomes its AnyNetSpec; AnyNetSpec, ResNetSpec and EffNetSpec are returned as they are.
+    """
+    spec = get_spec(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
+    if not isinstance(spec, Spec):  # input check; the spec itself decides what it resolves to
+        kinds = ", ".join(cls.__name__ for cls in spec_kinds().values())
+        raise TypeError(f"expected a model name or a spec ({kinds}); got {type(spec).__name__}")
+    return spec.resolved()
+
+
+def to_anynet(spec_or_name):
+    """Resolve a registry name, a RegNetSpec or an AnyNetSpec to an AnyNetSpec."""
+    spec = resolve(spec_or_name)
+    if spec.kind != "anynet":
+        raise TypeError(f"{spec_or_name!r} is a {type(spec).__name__}, not an AnyNet/RegNet model")
+    return spec
+
+
+def complexity(name_or_spec, resolution=None, classes: int = 1000, in_channels: int = 3) -> dict:
+    """flops (multiply-adds), params and acts of a registered model name or a spec, for one image.
+
+    ``resolution`` defaults to the model's registered resolution (224 for a spec). ``classes=0`` counts the
+    network without the classifier. The counting is `regnet_tf.counter.count`.
+    """
+    if resolution is None:
+        resolution = default_resolution(name_or_spec)
+    return counter.count(resolve(name_or_spec), resolution, classes, in_channels).as_dict()
+
+
+def scale(spec_or_name, factor: float, strategy: str = "dWr", alpha: float = 0.8, resolution: int = None):
+    """Scales a model (registry name or spec) by ``factor`` x flops. Returns (new spec, new resolution).
+
+    ``resolution`` defaults to the model's registered resolution (224 for a bare spec); the rest is
+    `regnet_tf.scaling.scale_spec`: RegNet specs come back as AnyNetSpecs (per-stage lists), as in pycls.
+    """
+    if resolution is None:
+        resolution = default_resolution(spec_or_name)
+    return scaling.scale_spec(resolve(spec_or_name), factor, strategy, alpha, resolution)
+
+
+def describe(spec_or_name) -> str:
+    """One line per stage: depth, width, group width or expansion (for the scale CLI)."""
+    return resolve(spec_or_name).describe()
+
 
 COLUMNS = ("model", "factory", "paper name", "resolution", "GMACs", "params (M)", "acts (M)")
 

@@ -7,12 +7,6 @@ import tensorflow as tf
 from regnet_tf.data import augment as A
 
 
-@pytest.fixture(autouse=True)
-def _fresh_keras_session():
-    """Overrides conftest's per-test keras.backend.clear_session() (~0.25 s each): these tests build no Keras model."""
-    yield
-
-
 RNG = np.random.RandomState(0)
 IMAGE = RNG.randint(0, 256, (8, 10, 3)).astype(np.uint8)
 # A low-contrast image, so autocontrast and equalize have something to stretch; channel 2 is constant.

@@ -34,7 +34,7 @@ def _has_tf_keras():
 @pytest.fixture(scope="module")
 def cli_runs():
     # The CLI processes start at once and run while the in-process tests do.
-    procs = {"ok": _start(SCRIPT, *TINY, "--compare", "tf_keras", "--mode", "train", "--all_harnesses"),
+    procs = {"ok": _start(SCRIPT, *TINY, "--compare", "tf_keras", "--mode", "infer", "--all_harnesses"),
              "unknown": _start(SCRIPT, "--model", "regnetx_002,not_a_model"),
              "import": _start("-c", "import sys, regnet_tf.cli.benchmark as b; "
                                     "print(b.bench.HARNESSES, 'tensorflow' in sys.modules)")}
@@ -116,10 +116,12 @@ def test_harnesses_compute_the_same_step(bench):
     # The two harnesses time the same work: equal predictions, and one SGD step from equal weights gives equal weights.
     import keras
 
+    from regnet_tf import AnyNetSpec
     from regnet_tf.applications import build_model
 
     keras.utils.set_random_seed(0)
-    model = build_model("regnetx_002", weights=None, input_shape=(32, 32, 3))
+    spec = AnyNetSpec(ds=(1, 1), ws=(16, 32), gs=(8, 8), stem_w=8)  # X blocks with grouped convs, as RegNetX's
+    model = build_model(spec, weights=None, input_shape=(32, 32, 3))
     images, labels = bench.random_batch(model, 2, 32)
     preds = [bench.make_step(model, keras, "infer", h, images, labels)() for h in bench.HARNESSES]
     np.testing.assert_allclose(preds[0], preds[1], rtol=1e-5, atol=1e-6)
@@ -201,7 +203,7 @@ def test_cli_prints_table(cli_runs):
     body = [line.split() for line in lines[header + 2:]]
     impls = ["regnet_tf", "tf_keras"] if _has_tf_keras() else ["regnet_tf"]
     assert [(b[0], b[2], b[3].rstrip("*")) for b in body] == [
-        (i, "train", h) for i in impls for h in ("train_on_batch", "tf.function")]
+        (i, "infer", h) for i in impls for h in ("predict_on_batch", "tf.function")]
     assert [b[3].endswith("*") for b in body].count(True) == len(impls)  # one fastest path per implementation
     if _has_tf_keras():
         assert "vs tf_keras" in lines[header] and any(b[-1] == "1.00x" for b in body[2:])

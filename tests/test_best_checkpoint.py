@@ -17,9 +17,9 @@ from test_swa import _Killed, kill_before_save  # tests/ is on sys.path
 
 
 @pytest.fixture(scope="session")
-def env(tmp_path_factory):
-    """The demo-data cache shared by the test workers (as tests/test_train.py's)."""
-    return {"REGNET_TF_DATA": str(tmp_path_factory.getbasetemp().parent / "regnet_tf_cache")}
+def env(demo_cache):
+    """The run's demo-data cache (tests/conftest.py: generated once, shared by the workers)."""
+    return {"REGNET_TF_DATA": demo_cache}
 
 
 def test_best_checkpoint_writes_atomically_and_counts_patience(tmp_path):

@@ -129,7 +129,7 @@ def test_sizes_default_to_the_sources():
         1000, 1_281_167, 50_000)
     demo = DataConfig(source="demo")
     assert (demo.num_classes, demo.num_train_examples, demo.num_eval_examples) == (10, 5000, 1000)
-    assert config_lib.DEMO.num_classes == len(config_lib.DEMO_CLASSES)
+    assert config_lib.DEMO_SIZES.num_classes == len(config_lib.DEMO_CLASSES)
     assert DataConfig(source="folder", num_classes=3).num_classes == 3
     assert DataConfig(source="demo", num_classes=10, num_train_examples=500).num_train_examples == 500
     with pytest.raises(ValueError, match=r"the demo data has 10 classes; got num_classes=1000\. Leave num_classes"):

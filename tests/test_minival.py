@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from regnet_tf.data import DataConfig, check_data, demo, input_pipeline, list_files, make_example, records
-from regnet_tf.data.config import DEMO, DEMO_SHARDS
+from regnet_tf.data.config import DEMO_SHARDS, DEMO_SIZES
 from regnet_tf.data.format import split_minival
 from regnet_tf.data.sources import encoded_dataset
 from regnet_tf.train import recipe as recipe_lib
@@ -89,7 +89,7 @@ def test_sizes_and_steps_per_epoch(data_dir):
     assert imagenet.num_minival_examples == 25023 and imagenet.num_trained_examples == 1_281_167 - 25023
     # the demo data: its own shard count (8): 2 of 8 shards of 5,000 images
     demo = DataConfig(source="demo", minival_shards=2)
-    assert demo.num_minival_examples == DEMO.num_train_examples * 2 // DEMO_SHARDS[0] == 1250
+    assert demo.num_minival_examples == DEMO_SIZES.num_train_examples * 2 // DEMO_SHARDS[0] == 1250
     r = recipe_lib.Recipe(data=imagenet)
     r0 = recipe_lib.Recipe(data=DataConfig(data_dir="/data"))
     batch = r.train.global_batch_size

@@ -11,12 +11,6 @@ IMAGES = (np.arange(B * H * W * 3, dtype=np.float32).reshape(B, H, W, 3) + 1.0) 
 LABELS = np.array([0, 1, 2, 3, 4, 5])  # partner of i is 5 - i: always a different class
 
 
-@pytest.fixture(autouse=True)
-def _fresh_keras_session():
-    """Overrides conftest's per-test keras.backend.clear_session(): these tests build no Keras model."""
-    yield
-
-
 def lam_from_labels(soft):
     """Each sample's weight on its own class (labels one-hot, partners of different classes)."""
     return soft[np.arange(B), LABELS]

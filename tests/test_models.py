@@ -63,8 +63,10 @@ def images(n=2, size=64, seed=0):
 @pytest.mark.parametrize("name", list_models())
 def test_built_model_equals_counter_for_every_zoo_model(name):
     # flops, params and acts of the Keras layers = the analytic count; at 65 px (odd sizes check the strides'
-    # (h - 1) // s + 1 and the ResNet-D average pool's "same" padding) so that the large models build quickly
-    model = build_model(name, input_shape=(65, 65, 3))
+    # (h - 1) // s + 1 and the ResNet-D average pool's "same" padding). Built in a StatelessScope that leaves the
+    # variables uninitialized (no initial values drawn): the count reads shapes only, and builds ~5x faster.
+    with keras.StatelessScope(initialize_variables=False):
+        model = build_model(name, input_shape=(65, 65, 3))
     assert keras_complexity(model) == complexity(name, 65)
     assert model.name == name and model.output_shape == (None, 1000)
 

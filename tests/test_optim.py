@@ -162,14 +162,14 @@ def test_staircase_schedule():
     assert float(warm(72)) == pytest.approx(peak * 0.97 ** 3, rel=1e-6)
 
 
-def test_efficientnet_rs_recipe_trains_and_resumes_its_rmsprop_state(monkeypatch, tmp_path_factory):
+def test_efficientnet_rs_recipe_trains_and_resumes_its_rmsprop_state(monkeypatch, tmp_path_factory, demo_cache):
     """efficientnet_rs_b0's recipe (TF1 RMSProp, staircase, EMA, BN 0.99) for 2 steps on demo data at 32 px; a new
     trainer on the same model_dir restores the optimizer's mean squares and momenta exactly."""
     from regnet_tf.cli.shortcuts import shortcut_overrides
     from regnet_tf.train import recipe as recipe_lib
     from regnet_tf.train.trainer import Trainer
 
-    monkeypatch.setenv("REGNET_TF_DATA", str(tmp_path_factory.getbasetemp().parent / "regnet_tf_cache"))
+    monkeypatch.setenv("REGNET_TF_DATA", demo_cache)
     overrides = shortcut_overrides(data="demo", steps=2) + [
         "data.image_size=32", "train.global_batch_size=8", "train.eval_steps=1", "train.steps_per_loop=2",
         "schedule.base_batch_size=8", "schedule.decay_epochs=0.0016",  # a new stair every step (625 steps/epoch)

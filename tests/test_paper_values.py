@@ -2,10 +2,12 @@
 
 One test per entry of the table (id `<recipe or pattern>:<key>`), so a recipe edit that drifts from the paper fails
 with the table, section and quote that give the value. Entries marked `deviation: N` are values the paper leaves
-open; the test holds the recipe to the choice docs/RECIPES.md documents as item N. A last test checks that each
-quote occurs in the paper's text (../shared/papers), when the papers are there.
+open; the test holds the recipe to the choice docs/RECIPES.md documents as item N. Complexity entries hold the
+papers' flops / params / acts against `regnet_tf.complexity` at the printed precision; where a paper's number differs
+from ours (`ours:`), the last tests check the explanation docs/DEVIATIONS.md gives. A test checks that each quote
+occurs in the paper's text (../shared/papers), when the papers are there.
 
-Pure Python: recipe.load imports no TensorFlow.
+Pure Python: recipe.load and regnet_tf.complexity import no TensorFlow.
 """
 
 import fnmatch
@@ -18,6 +20,7 @@ import re
 import pytest
 import yaml
 
+import regnet_tf
 from regnet_tf.train import recipe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,7 +33,13 @@ PAPERS = {  # the source's leading paper name -> the paper's text file (prefix) 
     "RegNet": "000_",
 }
 TARGETS = ("recipe", "recipes", "pattern")
-FIELDS = {"key", "value", "source", "quote", "error", "deviation", "note"}
+FIELDS = {"key", "value", "source", "quote", "error", "deviation", "note", "ours"}
+COMPLEXITY = {  # key -> (regnet_tf.complexity field, divisor giving the paper's unit)
+    "complexity.gmacs": ("flops", 1e9),  # RegNet and fast-scaling papers: "flops (B)" = multiply-adds
+    "complexity.gflops": ("flops", 0.5e9),  # Revisiting ResNets: "FLOPs (B)" = 2 x multiply-adds
+    "complexity.params_m": ("params", 1e6),
+    "complexity.acts_m": ("acts", 1e6),
+}
 
 
 def _entries():
@@ -93,12 +102,25 @@ def _value(r, key):
         return r.paper_top1
     if key.startswith("spec."):
         return getattr(r.spec(), key[len("spec."):])
+    if key in COMPLEXITY:  # the recipe's model at its training resolution, in the paper's unit
+        field, unit = COMPLEXITY[key]
+        return regnet_tf.complexity(r.spec(), r.data.image_size)[field] / unit
     node = r.to_dict()
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
             raise KeyError(f"recipe {r.name!r} has no key {key!r} (stops at {part!r})")
         node = node[part]
     return node
+
+
+def _printed(value):
+    """The number of decimals a paper value is printed with (YAML keeps 4.0 a float, 36 an int)."""
+    return 0 if isinstance(value, int) else len(repr(float(value)).split(".")[1])
+
+
+def _as_printed(actual, like):
+    """`actual` rounded as the paper prints `like` (complexity tables give 1 or 2 significant decimals)."""
+    return round(actual, _printed(like))
 
 
 def _same(actual, expected):
@@ -140,6 +162,14 @@ def test_table_entries_are_well_formed():
         if "deviation" in entry:
             assert entry["deviation"] in deviations, (f"{where}: docs/RECIPES.md has no deviation item "
                                                       f"{entry['deviation']}")
+        if "ours" in entry:
+            assert entry["key"] in COMPLEXITY, f"{where}: `ours` goes with a complexity key {sorted(COMPLEXITY)}"
+            assert entry["ours"] != entry["value"] and "DEVIATIONS.md" in entry.get("note", ""), (
+                f"{where}: `ours` records a difference: it differs from value and the note names docs/DEVIATIONS.md")
+        if entry["key"] in ("complexity.gmacs", "complexity.gflops"):
+            flops_are_macs = not entry["source"].startswith("Revisiting ResNets,")
+            assert (entry["key"] == "complexity.gmacs") == flops_are_macs, (
+                f"{where}: Revisiting ResNets reports FLOPs (complexity.gflops), the other papers multiply-adds")
     assert len(set(_ids(ENTRIES))) == len(ENTRIES)
 
 
@@ -161,11 +191,16 @@ def test_recipe_keeps_paper_value(entry):
         actual = _value(r, entry["key"])
         if entry["key"] == "paper_top1":
             ok = actual is not None and actual == expected  # exactly: 100 - error, rounded to 0.1
+        elif entry["key"] in COMPLEXITY:  # at the paper's printed precision; `ours`: a documented difference
+            actual = _as_printed(actual, expected)
+            ok = _same(actual, entry.get("ours", expected))
         else:
             ok = _same(actual, expected)
         if not ok:
             wrong.append(f"{name}: {actual!r}")
     why = f"docs/RECIPES.md deviation {entry['deviation']}" if "deviation" in entry else "the paper"
+    if "ours" in entry:
+        expected, why = entry["ours"], f"ours, where the paper prints {expected!r}: {entry['note']}; the paper"
     assert not wrong, (f"{entry['key']} should be {expected!r} ({why}: {entry['source']}: \"{entry['quote']}\"); "
                        f"found {', '.join(wrong)}")
 
@@ -195,3 +230,68 @@ def test_quotes_occur_in_the_papers():
         if quote not in texts[paper] and quote not in joined[paper]:
             missing.append(f"{_entry_id(entry)}: {quote!r} not in {paper}")
     assert not missing, "\n".join(missing)
+
+
+# ------------------------------------------------------------- complexity: where the papers and our count differ
+
+STEM_POOL_ACTS = 56 * 56 * 64  # the ResNet stem's 3x3 s2 max pool output at 224 px
+
+
+def _complexity_entries(source, key):
+    return [e for e in ENTRIES if e["source"] == source and e["key"] == key]
+
+
+def test_regnet_table3_acts_leave_out_the_stem_max_pool():
+    """RegNet Table 3 counts "the output tensors of all conv layers"; our count (pycls's, and the fast-scaling paper's
+    Table 8: ResNet50 11.3 M, ResNeXt50 14.6 M) also counts the stem max pool's output, 0.20 M at 224 px."""
+    entries = _complexity_entries("RegNet, Table 3", "complexity.acts_m")
+    assert sorted(e["recipe"] for e in entries) == sorted(f"{m}_{d}_dds" for m in ("resnet", "resnext")
+                                                           for d in (50, 101, 152))
+    for entry in entries:
+        r = _recipe_or_fail(entry["recipe"])
+        assert r.data.image_size == 224
+        acts = regnet_tf.complexity(r.spec(), 224)["acts"]
+        assert round((acts - STEM_POOL_ACTS) / 1e6, 1) == entry["value"] != round(acts / 1e6, 1), entry["recipe"]
+
+
+def test_efficientnet_tables_disagree_only_where_deviations_says():
+    """RegNet Table 4 and fast-scaling Table 5 list the same EfficientNets at the same resolutions: our models are
+    Table 5's (no `ours` there); Table 4 differs for B2-B5 (docs/DEVIATIONS.md, "Paper tables")."""
+    keys = ("complexity.gmacs", "complexity.params_m", "complexity.acts_m")
+    table5 = [e for k in keys for e in _complexity_entries("Fast and Accurate Model Scaling, Table 5", k)]
+    table4 = [e for k in keys for e in _complexity_entries("RegNet, Table 4", k)]
+    assert len(table5) == len(table4) == 18 and not any("ours" in e for e in table5)
+    differs = sorted((e["recipe"][len("efficientnet_"):-len("_dds")], e["key"].split(".")[1]) for e in table4
+                     if "ours" in e)
+    assert differs == [("b2", "params_m"), ("b3", "params_m"), ("b4", "acts_m"), ("b4", "gmacs"),
+                       ("b4", "params_m"), ("b5", "gmacs"), ("b5", "params_m")]
+    for e in table4:  # the recipes train the fast-scaling paper's models at the same resolution
+        b = e["recipe"][len("efficientnet_"):-len("_dds")]
+        assert _load(e["recipe"]).data.image_size == _load(f"fast_scaling_efficientnet_{b}_1x").data.image_size
+
+
+def _resnet_d_as_written_gflops(spec, resolution):
+    """Revisiting ResNets 4.1 read literally: the max pool "is removed and the downsampling occurs in the first 3x3
+    convolution in the next bottleneck block" - no stem conv in its place, and that block's first 1x1 conv then runs
+    at the stem's resolution. In FLOPs (2 x multiply-adds), as Table 7."""
+    no_pool = regnet_tf.complexity(spec.replace(replace_stem_pool=False), resolution)["flops"]  # a max pool: 0 flops
+    half = (resolution - 1) // 2 + 1
+    quarter = (half - 1) // 2 + 1
+    return 2 * (no_pool + spec.stem_w * spec.ws[0] * (half * half - quarter * quarter)) / 1e9
+
+
+def test_table7_flops_count_the_stem_conv_that_replaces_the_max_pool():
+    """Ours (as the TF reference code): a stride-2 3x3 conv in place of the max pool. Where Table 7's printed FLOPs
+    tell the two readings apart (ResNet-RS-50 and -101 at 160 px), they give ours."""
+    rows = _complexity_entries("Revisiting ResNets, Table 7", "complexity.gflops")
+    rows = [e for e in rows if e["recipe"].startswith("resnet_rs_")]
+    assert len(rows) == 11
+    told_apart = {}
+    for e in rows:
+        r = _recipe_or_fail(e["recipe"])
+        assert r.spec().replace_stem_pool
+        ours = _as_printed(2 * regnet_tf.complexity(r.spec(), r.data.image_size)["flops"] / 1e9, e["value"])
+        as_written = _as_printed(_resnet_d_as_written_gflops(r.spec(), r.data.image_size), e["value"])
+        if ours != as_written:
+            told_apart[e["recipe"]] = (ours == e["value"], as_written == e["value"])
+    assert told_apart == {"resnet_rs_50_160": (True, False), "resnet_rs_101_160": (True, False)}

@@ -13,10 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-from regnet_tf import imagenet
+from regnet_tf import imagenet, zoo
 from regnet_tf.models import registry
 from regnet_tf.models.anynet import AnyNetSpec
-from regnet_tf.weights import SOURCES, ConversionError, pretrained
+from regnet_tf.weights import WEIGHT_SOURCES, ConversionError, pretrained
 from test_weights_core import as_timm_state_dict  # tests/ is on sys.path (pytest's rootdir-relative import)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,13 +36,13 @@ def _fresh_table():
 # ---- the table ---- #
 
 def test_table_is_well_formed():
-    models = set(registry.list_models())
+    models = set(zoo.list_models())
     assert len(ROWS) > 100
     keys = [(r["model"], r["tag"]) for r in ROWS]
     assert len(keys) == len(set(keys))
     for r in ROWS:
         assert r["model"] in models, r
-        assert r["source"] in SOURCES and r["source"] in SOURCE_ORDER, r
+        assert r["source"] in WEIGHT_SOURCES and r["source"] in SOURCE_ORDER, r
         assert r["tag"].startswith(r["source"] + "/") and r["arch"], r
         assert r["url"].startswith("https://"), r
         if r["source"] == "timm":
@@ -55,9 +55,9 @@ def test_table_is_well_formed():
         assert 0.5 < r["crop_fraction"] <= 1.0 and r["interpolation"] in ("bilinear", "bicubic"), r
         assert r["classes"] >= 1000, r
     # what the table must hold: every registered RegNetX/Y (timm and tf_keras), ResNet-RS, EfficientNet B0-B7
-    for name in registry.list_models("regnet[xy]_*"):
+    for name in zoo.list_models("regnet[xy]_*"):
         assert {"timm", "tf_keras"} <= {r["source"] for r in ROWS if r["model"] == name}, name
-    for name in registry.list_models("resnet_rs_*") + registry.list_models("efficientnet_b*"):
+    for name in zoo.list_models("resnet_rs_*") + zoo.list_models("efficientnet_b*"):
         assert name in pretrained.models(), name
     assert pretrained.tags("resnet_rs_152")[-3:] == ["tf_keras/imagenet-i256", "tf_keras/imagenet-i224",
                                                      "tf_keras/imagenet-i192"]
@@ -98,7 +98,7 @@ def _tool_output(name, expression):
     """``expression`` evaluated with tools/<name>.py imported as ``tool``, in a fresh process (timm must not be
     imported after TensorFlow: with torch 2.14 that crashes the process), as JSON."""
     code = (f"import json, sys; sys.path.insert(0, {os.path.join(ROOT, 'tools')!r}); import {name} as tool; "
-            f"from regnet_tf.models import registry; print(json.dumps({expression}))")
+            f"from regnet_tf import zoo; print(json.dumps({expression}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
@@ -108,7 +108,7 @@ def test_table_is_current_with_timm_and_keras():
     if not all(importlib.util.find_spec(m) for m in ("timm", "tf_keras")):
         pytest.skip("needs timm and tf_keras")
     fresh = _tool_output("make_pretrained_table", "[(r['model'], r['tag'], r['url'], r['input_size'], "
-                         "r['crop_fraction']) for m in registry.list_models() for r in tool.timm_entries(m) "
+                         "r['crop_fraction']) for m in zoo.list_models() for r in tool.timm_entries(m) "
                          "+ tool.keras_entries(m)]")
     assert [tuple(r) for r in fresh] == [(r["model"], r["tag"], r["url"], r["input_size"], r["crop_fraction"])
                                          for r in ROWS], "regenerate with: python tools/make_pretrained_table.py"
@@ -173,9 +173,9 @@ def tiny():
 
 def _timm_state_dict(spec, seed):
     """A random Keras model of ``spec`` and its weights under timm's names and PyTorch layouts."""
-    from regnet_tf.weights import WeightsConfig, build
+    from regnet_tf.applications import build_model
 
-    model = build(spec, WeightsConfig(model="", source="timm"), classes=CLASSES)
+    model = build_model(spec, classes=CLASSES, classifier_activation=None, input_shape=(None, None, 3))
     rng = np.random.default_rng(seed)
     for v in model.weights:  # BN moving variance positive, everything else random
         a = rng.normal(size=v.shape)
@@ -203,7 +203,7 @@ def _register(url, tag="test/tiny", **fields):
 
 def test_weights_file_fetches_converts_once_and_reuses_the_cache(tiny, tmp_path, monkeypatch):
     from regnet_tf import weights
-    from regnet_tf.weights import build
+    from regnet_tf.applications import build_model
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # the Keras cache, never ~/.keras
     source_model, tensors = _timm_state_dict(TINY_SPEC, seed=1)
@@ -222,8 +222,7 @@ def test_weights_file_fetches_converts_once_and_reuses_the_cache(tiny, tmp_path,
     assert (config.input_size, config.crop_fraction, config.interpolation) == (72, 0.9, "bilinear")
     assert config.input_mean == (0.5, 0.5, 0.5) and config.input_std == (0.25, 0.25, 0.25)
 
-    loaded = build(tiny, config)
-    loaded.load_weights(path)
+    loaded = build_model(tiny, weights=path, classes=CLASSES, classifier_activation=None)  # by layer name
     source_weights = {v.path: np.asarray(v) for v in source_model.weights}
     assert {v.path for v in loaded.weights} == set(source_weights)
     for v in loaded.weights:

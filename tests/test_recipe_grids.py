@@ -152,7 +152,7 @@ def test_scaling_study_width_1_is_resnet_rs():
 
 def test_fast_scaled_grid():
     g = grid("fast_scaled_{base}_{strategy}_x{factor}_{schedule}")
-    assert set(g.axes["strategy"]) == set(regnet_tf.scaling.STRATEGIES)
+    assert set(g.axes["strategy"]) == set(regnet_tf.scaling.SCALING_STRATEGIES)
     assert len(g.names()) == 4 * 8 * 5 * 3
     for name in g.names():
         r = recipe.load(name)

@@ -11,9 +11,9 @@ import pytest
 
 import regnet_tf
 from regnet_tf.models.efficientnet import randaugment_magnitude
-from regnet_tf.models.registry import resolve
 from regnet_tf.models.resnet import BLOCK_ALLOCATIONS
 from regnet_tf.train import recipe, recipe_files
+from regnet_tf.zoo import resolve
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,7 +42,7 @@ def test_every_recipe_loads_and_builds():
 
 
 def test_bases_are_not_listed_and_names_are_unique():
-    index = recipe_files._index()  # raises on two files with the same name anywhere under recipes/
+    index = recipe_files.recipe_index()  # raises on two files with the same name anywhere under recipes/
     names = recipe.list_recipes()
     assert not [n for n in names if n.startswith("_")]
     assert {n for n in index if n.startswith("_")} >= {"_resnet_rs", "_rs_weight_decay", "_regnet", "_fast_scaling",
@@ -402,10 +402,9 @@ def test_model_kind_and_name():
         recipe.load("demo", ["model.name=regnetx_002"])
     with pytest.raises(ValueError, match="AnyNetSpec of model.kind 'anynet' has no field"):
         recipe.load("demo", ["model.spec.depth=3"])
-    # a recipe that still writes the kind in model.name: read as model.kind, with a warning naming the fix
-    with pytest.warns(FutureWarning, match="write `model: {kind: anynet"):
-        old = recipe.load("demo", ["model.kind=", "model.name=anynet"])
-    assert (old.model.name, old.model.kind) == ("", "anynet") and recipe.diff(old, r) == {}
+    # a spec kind in model.name: an error naming the fix, not a silent reinterpretation
+    with pytest.raises(ValueError, match="model.name='anynet' is a spec kind.*write `model: {kind: anynet, spec"):
+        recipe.load("demo", ["model.kind=", "model.name=anynet"])
     assert "kind: anynet" in r.to_yaml()
 
 

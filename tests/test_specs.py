@@ -6,7 +6,7 @@ import pytest
 
 import regnet_tf
 from regnet_tf import AnyNetSpec, RegNetSpec, adjust_block_compatibility, complexity, generate_regnet
-from regnet_tf.models.registry import get_spec, list_models, to_anynet
+from regnet_tf.zoo import get_spec, list_models, to_anynet
 
 # pycls dev/model_complexity.json / MODEL_ZOO (pycls.md 1.2): stage widths, depths, adjusted group widths,
 # flops (multiply-adds), params, acts at 224 px with 1000 classes.

@@ -37,10 +37,10 @@ def _target(name, modules):
     return None
 
 
-def import_graph():
-    """{module: {modules it imports}}: module-level and function-level imports, relative ones resolved, and string
-    imports (`importlib.import_module("regnet_tf...")`, lazy-module proxies) included. `from a import b` points at
-    a.b when that is a module, else at a."""
+def explicit_imports():
+    """{module: {modules it names in an import}}: module-level and function-level imports, relative ones resolved,
+    and string imports (`importlib.import_module("regnet_tf...")`, lazy-module proxies) included. `from a import b`
+    points at a.b when that is a module, else at a."""
     modules = _modules()
     graph = {}
     for mod, path in modules.items():
@@ -69,6 +69,42 @@ def import_graph():
                     edges.add(target)
         graph[mod] = edges
     return graph
+
+
+def with_parent_packages(explicit, root="regnet_tf"):
+    """The import graph Python runs: importing a.b.c runs the package a.b (its __init__) first, so an import of a
+    module is also an import of each package above it, except the ones the importer is itself inside (they ran
+    before it) and the root package, the facade: it imports from everything and nothing imports a name from it
+    (`test_no_module_imports_a_name_from_the_root_package`)."""
+    graph = {}
+    for mod, targets in explicit.items():
+        edges = set()
+        for target in targets - {root}:
+            parts = target.split(".")
+            edges |= {".".join(parts[:n]) for n in range(2, len(parts) + 1)}
+        own = {".".join(mod.split(".")[:n]) for n in range(1, mod.count(".") + 2)}
+        graph[mod] = edges - own
+    return graph
+
+
+def import_graph():
+    """{module: {modules importing it runs}}: its explicit imports and the packages above them."""
+    return with_parent_packages(explicit_imports())
+
+
+ROOMS = ("regnet_tf.models", "regnet_tf.data", "regnet_tf.train", "regnet_tf.weights", "regnet_tf.design",
+         "regnet_tf.cli")
+
+
+def room_graph(graph):
+    """The import graph with each subpackage collapsed to one node (its "room"); a top-level module is its own."""
+    def room(m):
+        return next((r for r in ROOMS if m == r or m.startswith(r + ".")), m)
+
+    rooms = {}
+    for mod, targets in graph.items():
+        rooms.setdefault(room(mod), set()).update(room(t) for t in targets)
+    return {r: targets - {r} for r, targets in rooms.items()}
 
 
 def find_cycle(graph):
@@ -102,12 +138,28 @@ def test_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
 
 
-def test_the_import_graph_reads_function_level_and_relative_imports():
+def test_the_cycle_finder_sees_a_cycle_through_a_package_init():
+    """The cycle of issue 19: counter imported the registry, which ran `regnet_tf.models` first, which imported the
+    families, which import counter. No module names counter -> models -> anynet: the package init is the hidden step."""
+    explicit = {"regnet_tf.counter": {"regnet_tf.models.registry"}, "regnet_tf.models.registry": set(),
+                "regnet_tf.models": {"regnet_tf.models.anynet"}, "regnet_tf.models.anynet": {"regnet_tf.counter"}}
+    assert find_cycle(explicit) is None
+    assert find_cycle(with_parent_packages(explicit)) == ["regnet_tf.counter", "regnet_tf.models",
+                                                          "regnet_tf.models.anynet", "regnet_tf.counter"]
+    # the same cycle seen from the rooms; and a package's own modules import their package init without a cycle
+    assert find_cycle(room_graph(with_parent_packages(explicit))) is not None
+    assert find_cycle(with_parent_packages({"a.p": {"a.p.m"}, "a.p.m": {"a.p.n"}, "a.p.n": set()})) is None
+
+
+def test_the_import_graph_reads_function_level_relative_and_implicit_imports():
     graph = import_graph()
     assert "regnet_tf.models.registry" in graph and "regnet_tf.counter" in graph
-    # the package __init__ imports the pure-Python API; applications builds through the registry
-    assert "regnet_tf.counter" in graph["regnet_tf"]
-    assert "regnet_tf.models.registry" in graph["regnet_tf.applications"]
+    # the facade imports the zoo; applications looks names up in the zoo, and runs the models package init with
+    # its first import of a family module
+    assert "regnet_tf.zoo" in graph["regnet_tf"]
+    assert {"regnet_tf.zoo", "regnet_tf.models", "regnet_tf.models.common"} <= graph["regnet_tf.applications"]
+    # lazy-module proxies count: a family module's Keras code imports regnet_tf.layers
+    assert "regnet_tf.layers" in graph["regnet_tf.models.anynet"]
 
 
 def test_no_import_cycles():
@@ -115,20 +167,68 @@ def test_no_import_cycles():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-LEAVES = ("regnet_tf.models.registry", "regnet_tf.counter", "regnet_tf.data.format", "regnet_tf.data.augment_policies")
+def test_no_import_cycles_between_rooms():
+    """Each subpackage taken as one room (and each top-level module as its own): the rooms import one way."""
+    cycle = find_cycle(room_graph(import_graph()))
+    assert cycle is None, "import cycle between rooms: " + " -> ".join(cycle)
+
+
+def test_the_models_package_runs_no_family_module():
+    """Importing the registry (or any module of regnet_tf.models) runs `regnet_tf.models` first: it imports nothing,
+    so the leaves stay leaves; `regnet_tf.zoo` is the one module that imports every family."""
+    graph = import_graph()
+    assert graph["regnet_tf.models"] == set()
+    families = {f"regnet_tf.models.{f}" for f in ("anynet", "regnet", "efficientnet", "resnet")}
+    importers = {m for m, targets in explicit_imports().items() if families <= targets}
+    assert importers - {"regnet_tf"} == {"regnet_tf.zoo"}, importers  # the root: the facade's spec classes
+
+
+def test_no_module_imports_a_name_from_the_root_package():
+    """`regnet_tf/__init__.py` is the facade over the zoo and the families; inside the package, names come from
+    their own module (submodules of the root may be imported: `from regnet_tf import zoo`)."""
+    modules = _modules()
+    offenders = []
+    for mod, path in modules.items():
+        if mod == "regnet_tf":
+            continue
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "regnet_tf" and not node.level:
+                offenders += [f"{mod}: {a.name}" for a in node.names if f"regnet_tf.{a.name}" not in modules]
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "regnet_tf"
+                  and f"regnet_tf.{node.attr}" not in modules and node.attr != "__version__"):
+                offenders.append(f"{mod}: regnet_tf.{node.attr}")
+    assert not offenders, offenders
+
+
+LEAVES = ("regnet_tf.padding", "regnet_tf.models.registry", "regnet_tf.counter", "regnet_tf.scaling",
+          "regnet_tf.layers", "regnet_tf.data.format", "regnet_tf.data.augment_policies")
 
 
 @pytest.mark.parametrize("leaf", LEAVES + ("regnet_tf.data.config",))
 def test_leaf_modules_import_nothing_of_ours(leaf):
-    """The registry and the data-format facts import nothing of ours; DataConfig (plain data) reads only leaves;
-    the counter reads only the registry."""
-    allowed = {"regnet_tf", "regnet_tf.data"}  # package __init__s that load nothing at import
-    if leaf == "regnet_tf.data.config":
-        allowed |= set(LEAVES)
-    if leaf == "regnet_tf.counter":
-        allowed |= {"regnet_tf.models.registry"}
+    """The padding conventions, the registry, the counter, the scaling math, our Keras layers (but the padding
+    conventions) and the data-format facts import nothing of ours; DataConfig (plain data) reads only leaves."""
+    allowed = {"regnet_tf.data.config": set(LEAVES), "regnet_tf.layers": {"regnet_tf.padding"}}.get(leaf, set())
     ours = import_graph()[leaf] - allowed
     assert not ours, f"{leaf} imports {sorted(ours)}"
+
+
+def test_each_pure_python_leaf_imports_first_in_a_fresh_interpreter():
+    """Each leaf imported first (with everything of ours unloaded before it), as ``python -c "import <leaf>"`` does;
+    the zoo then still lists every model in zoo order, and no TensorFlow is loaded."""
+    _run("""
+import importlib, sys
+for leaf in ("regnet_tf.padding", "regnet_tf.models.registry", "regnet_tf.counter", "regnet_tf.scaling",
+             "regnet_tf.models.resnet"):
+    for m in [m for m in sys.modules if m == "regnet_tf" or m.startswith("regnet_tf.")]:
+        del sys.modules[m]
+    importlib.import_module(leaf)
+    names = importlib.import_module("regnet_tf.zoo").list_models()
+    assert names[0] == "regnetx_002" and names[-1].startswith("resnet_rs_"), (leaf, names[:3])
+assert "tensorflow" not in sys.modules
+""")
 
 
 def _run(code):
@@ -223,25 +323,27 @@ assert "tensorflow" not in sys.modules
 """)
 
 
-def test_moved_modules_forward_with_a_deprecation_warning():
-    import keras
-
-    from regnet_tf.models import blocks, common
-    from regnet_tf.train import distribute, loop, trainer
-
-    with pytest.warns(DeprecationWarning, match="regnet_tf.train.trainer.Trainer"):
-        assert loop.Trainer is trainer.Trainer
-    with pytest.warns(DeprecationWarning, match="distribute.POLICIES"):
-        assert loop.PRECISIONS is distribute.POLICIES
-    with pytest.raises(AttributeError, match="split"):
-        loop.not_a_name  # noqa: B018
-    with pytest.warns(DeprecationWarning, match="models.common.conv_bn_act"):
-        assert blocks.conv_bn_act is common.conv_bn_act
-    with pytest.raises(AttributeError, match="family module"):
-        blocks.bottleneck_block  # noqa: B018
-    from regnet_tf import AnyNetSpec
-
-    spec = AnyNetSpec(ds=(1,), ws=(8,), block="V", stem_w=8)
-    with pytest.warns(DeprecationWarning, match="spec.features"):
-        y = blocks.features(keras.Input((32, 32, 3)), spec)
-    assert tuple(y.shape) == (None, 8, 8, 8)
+def test_no_module_reads_another_modules_private_names():
+    """A name one module uses from another is public (issue 19): no `from regnet_tf.x import _y`, no `x._y`."""
+    modules, uses = _modules(), []
+    paths = list(modules.values()) + [os.path.join(ROOT, "tools", f) for f in os.listdir(os.path.join(ROOT, "tools"))
+                                      if f.endswith(".py")]
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        ours = set()  # local names bound to our modules (imported, or lazy-module proxies)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("regnet_tf") and not node.level:
+                uses += [f"{path}: from {node.module} import {a.name}" for a in node.names
+                         if a.name.startswith("_") and not a.name.startswith("__")]
+                ours |= {a.asname or a.name for a in node.names if f"{node.module}.{a.name}" in modules}
+            elif isinstance(node, ast.Import):
+                ours |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.startswith("regnet_tf")}
+            elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and node.value.args
+                  and isinstance(node.value.args[0], ast.Constant) and str(node.value.args[0].value) in modules):
+                ours |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Name) and node.value.id in ours):
+                uses.append(f"{path}:{node.lineno}: {node.value.id}.{node.attr}")
+    assert not uses, "\n".join(uses)

@@ -17,10 +17,9 @@ from regnet_tf.train.cadence import Cadence
 
 
 @pytest.fixture(scope="session")
-def env(tmp_path_factory):
-    """The demo-data cache shared by the test workers (as tests/test_train.py's)."""
-    cache = tmp_path_factory.getbasetemp().parent / "regnet_tf_cache"
-    return {"REGNET_TF_DATA": str(cache)}
+def env(demo_cache):
+    """The run's demo-data cache (tests/conftest.py: generated once, shared by the workers)."""
+    return {"REGNET_TF_DATA": demo_cache}
 
 
 def _tiny_model():

@@ -5,6 +5,7 @@ resume, the NaN guard, export / eval, and the launcher's errors (one `error:` li
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,26 +16,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import conftest
 import keras
 from regnet_tf.cli.shortcuts import shortcut_overrides
 from regnet_tf.data.records import make_example
-from regnet_tf.train import optim
+from regnet_tf.train import evaluate, optim
 from regnet_tf.train import recipe as recipe_lib
 from regnet_tf.train.cadence import Cadence
 from regnet_tf.train.recipe import ScheduleConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "launch", "train.py")
-TINY = ["--data", "demo", "--set", "data.image_size=32", "--set", "train.global_batch_size=16",
-        "--set", "train.eval_steps=1", "--set", "schedule.warmup_epochs=0", "--set", "schedule.base_lr=0.01",
-        "--set", "schedule.base_batch_size=16"]
+TINY = conftest.TINY
 
 
 @pytest.fixture(scope="session")
-def env(tmp_path_factory):
-    """Subprocess environment with a demo-data cache shared by the test workers (generated once, ~10 s)."""
-    cache = tmp_path_factory.getbasetemp().parent / "regnet_tf_cache"
-    e = dict(os.environ, REGNET_TF_DATA=str(cache), TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+def env(demo_cache):
+    """Subprocess environment with the run's demo-data cache (tests/conftest.py: generated once, shared)."""
+    e = dict(os.environ, REGNET_TF_DATA=demo_cache, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     e.pop("TF_CONFIG", None)
     return e
 
@@ -113,9 +112,9 @@ def test_cross_entropy_label_smoothing_and_topk():
         tf.one_hot(labels, 3), logits)
     np.testing.assert_allclose(ours, ref, rtol=1e-6)
     soft = tf.constant([[0.7, 0.3, 0.0], [0.0, 0.4, 0.6]])  # MixUp labels: argmax is the class for accuracy
-    assert float(optim.topk_correct(soft, logits, 1)) == 2.0
-    assert float(optim.topk_correct(labels, logits, 1)) == 1.0
-    assert float(optim.topk_correct(labels, logits, 5)) == 2.0  # k is capped at the number of classes
+    assert float(evaluate.topk_correct(soft, logits, 1)) == 2.0
+    assert float(evaluate.topk_correct(labels, logits, 1)) == 1.0
+    assert float(evaluate.topk_correct(labels, logits, 5)) == 2.0  # k is capped at the number of classes
 
 
 def test_ema_averages_every_variable_with_dynamic_decay():
@@ -166,15 +165,21 @@ def test_cadence_of_the_host_loop():
 
 def test_resnet_rs_recipe_trains_in_process(env, monkeypatch, tmp_path):
     """ResNet-RS-50's recipe (BN momentum 0 + EMA of every variable, RandAugment, label smoothing, dropout) for a
-    few steps on demo data: finite loss, EMA updated, BN statistics averaged, evaluation with the EMA weights."""
+    few steps on demo data, with a narrow one-block-per-stage network of the recipe's architecture (ResNet-D stem
+    and shortcuts, SE, dropout): finite loss, EMA updated, BN statistics averaged, evaluation with the EMA
+    weights."""
     from regnet_tf.train.trainer import Trainer
 
     monkeypatch.setenv("REGNET_TF_DATA", env["REGNET_TF_DATA"])
     overrides = shortcut_overrides(data="demo", steps=3) + [
         "data.image_size=32", "train.global_batch_size=8", "train.eval_steps=1", "train.steps_per_loop=3",
-        "schedule.warmup_epochs=0", "schedule.base_lr=0.01", "schedule.base_batch_size=8"]
+        "schedule.warmup_epochs=0", "schedule.base_lr=0.01", "schedule.base_batch_size=8",
+        # a one-block-per-stage ResNet-RS, 8-64 wide: the recipe, not the network, is under test
+        "model.spec.ds=[1, 1, 1, 1]", "model.spec.ws=[8, 16, 32, 64]", "model.spec.stem_w=16"]
     r = recipe_lib.load("resnet_rs_50_160", overrides)
     assert r.spec().bn_momentum == 0.0 and r.ema.decay == 0.9999 and r.data.randaug_layers == 2
+    assert r.spec().se_ratio == 0.25 and r.spec().resnetd_shortcut and r.spec().replace_stem_pool
+    assert r.spec().ds == (1, 1, 1, 1) and r.spec().dropout == 0.25
     trainer = Trainer(r, str(tmp_path / "rs"), log=lambda s: None)
     metrics = trainer.train(export=False)
     assert int(trainer.step.numpy()) == 3 and int(trainer.ema.num_updates.numpy()) == 3
@@ -190,14 +195,16 @@ def test_resnet_rs_recipe_trains_in_process(env, monkeypatch, tmp_path):
 # ------------------------------------------------------------------------------------------------ end to end
 
 
-def test_train_export_and_eval_a_regnet(env, tmp_path):
+def test_train_export_and_eval_a_regnet(env, tiny_run, tmp_path):
+    """The tiny run (tests/conftest.py: the README's main job, 6 steps in loops of 3) wrote what a run writes; then
+    launch/export.py and launch/eval.py on its checkpoint and on the SavedModel give the same top-1."""
     model_dir = str(tmp_path / "run")
-    out = run("train.py", "--recipe", "demo", *TINY, "--steps", "6", "--set", "train.steps_per_loop=3",
-              "--set", "train.checkpoint_every_steps=3", "--model_dir", model_dir, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "--- resolved recipe ---" in out.stdout and "complexity:" in out.stdout and "GMACs" in out.stdout
-    assert "final evaluation at step 6" in out.stdout and "exported SavedModel" in out.stdout
-    assert "loss:" in out.stdout and "images/s" in out.stdout  # the Keras progress bar
+    shutil.copytree(tiny_run, model_dir)  # a copy: the commands below must not change the shared run
+    with open(os.path.join(os.path.dirname(tiny_run), "stdout.txt"), encoding="utf-8") as f:
+        stdout = f.read()
+    assert "--- resolved recipe ---" in stdout and "complexity:" in stdout and "GMACs" in stdout
+    assert "final evaluation at step 6" in stdout and "exported SavedModel" in stdout
+    assert "loss:" in stdout and "images/s" in stdout  # the Keras progress bar
     assert checkpoint_steps(model_dir) == [3, 6]
     records = [json.loads(line) for line in open(os.path.join(model_dir, "metrics.jsonl"))]
     train = [r for r in records if r["split"] == "train"]

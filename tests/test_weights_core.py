@@ -14,9 +14,9 @@ from regnet_tf import layers
 from regnet_tf.applications import build_model
 from regnet_tf.data.format import MEAN_RGB, STD_RGB
 from regnet_tf.models.anynet import AnyNetSpec
-from regnet_tf.models.registry import get_spec
 from regnet_tf.weights import core
 from regnet_tf.weights.core import ConversionError, Source, WeightsConfig
+from regnet_tf.zoo import get_spec
 
 TINY = AnyNetSpec(ds=(1, 2), ws=(16, 32), gs=(8, 8), block="Y", se_ratio=0.25)
 
@@ -116,10 +116,17 @@ def test_safetensors_reader_without_torch(tmp_path):
     out = core.read_tensors(tmp_path / "m.safetensors")
     np.testing.assert_array_equal(out["a.weight"], w)
     np.testing.assert_array_equal(out["b"], half)
-    assert out["n"].tolist() == [7] and set(out) == {"a.weight", "b", "n"}
-    (tmp_path / "bad.safetensors").write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{oops")
-    with pytest.raises(ConversionError, match="not a .safetensors file"):
-        core.read_tensors(tmp_path / "bad.safetensors")
+    assert out["b"].dtype == np.float32 and out["n"].tolist() == [7] and set(out) == {"a.weight", "b", "n"}
+    data = (tmp_path / "m.safetensors").read_bytes()
+    corrupt = {"bad_json": b"\x05\x00\x00\x00\x00\x00\x00\x00{oops", "huge_header": b"\xff" * 64, "empty": b"",
+               "bad_offsets": data.replace(b'"data_offsets": [0, ', b'"data_offsets": [9, ', 1)}
+    assert corrupt["bad_offsets"] != data
+    corrupt.update({f"truncated_{n}": data[:n] for n in (4, 20, len(data) - 2)})  # in the size, header, data
+    for name, content in corrupt.items():
+        (tmp_path / f"{name}.safetensors").write_bytes(content)
+        with pytest.raises(ConversionError, match="not a .safetensors file") as e:
+            core.read_tensors(tmp_path / f"{name}.safetensors")
+        assert "\n" not in str(e.value), name
 
 
 def test_read_tensors_errors_and_wrapped_checkpoints(tmp_path, monkeypatch):
@@ -213,14 +220,29 @@ def test_weights_config_input_adapter_gives_the_weights_their_own_input():
     assert config.eval_settings()["eval_crop_fraction"] == 0.875
 
 
-def test_converted_file_round_trip_through_build_model(tmp_path):
-    config = WeightsConfig(model="regnetx_002", source="tf_keras", tag="test/x", spec={"padding": "tf_same"},
-                           input_mean=(0, 0, 0), input_std=(1, 1, 1), input_size=64, classes=7)
-    from regnet_tf.weights import build, save
+X002_CONFIG = WeightsConfig(model="regnetx_002", source="tf_keras", tag="test/x", spec={"padding": "tf_same"},
+                            input_mean=(0, 0, 0), input_std=(1, 1, 1), input_size=64, classes=7)
 
-    src = build("regnetx_002", config)
-    assert src.get_layer("input_adapter") is not None
-    path = save(src, str(tmp_path / "x.weights.h5"), config)
+
+def _converted_x002(tmp_path):
+    """(a random regnetx_002 built for X002_CONFIG by the one builder, its converted file)."""
+    from regnet_tf.models import common
+
+    src = common.keras_model(get_spec("regnetx_002").resolved(), keras.Input((None, None, 3)),
+                             weights_config=X002_CONFIG, classes=7, classifier_activation=None, name="regnetx_002")
+    rng = np.random.default_rng(0)
+    for v in src.weights:  # kernels are random already; BN statistics, scales and biases are not left at 0 / 1
+        var = v.path.split("/")[-1]
+        if var != "kernel":
+            a = rng.uniform(0.5, 1.5, v.shape) if var in ("gamma", "moving_variance") else rng.normal(0, 0.1, v.shape)
+            v.assign(a.astype("float32"))
+    return src, core.save(src, str(tmp_path / "x.weights.h5"), X002_CONFIG)
+
+
+def test_converted_file_round_trip_through_build_model(tmp_path):
+    config = X002_CONFIG
+    src, path = _converted_x002(tmp_path)
+    assert src.get_layer("input_adapter") is not None and src.get_layer("s1_b1_b").pad_mode == "tf_same"
     assert core.read_config(path) == config and not list(tmp_path.glob("*.tmp*"))
     model = build_model("regnetx_002", weights=path, classes=7)
     assert model.input_shape == (None, 64, 64, 3)  # the weights' eval size
@@ -229,6 +251,9 @@ def test_converted_file_round_trip_through_build_model(tmp_path):
     np.testing.assert_allclose(model(x), keras.activations.softmax(src(x)), atol=1e-6)
     features = build_model("regnetx_002", weights=path, include_top=False, pooling="avg", input_shape=(40, 48, 3))
     assert features.output_shape == (None, 368)
+    pooled = keras.Model(src.input, src.get_layer("avg_pool").output)  # the source's own features at 40 x 48
+    x = _x((2, 40, 48, 3), seed=1)
+    np.testing.assert_allclose(features(x), pooled(x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="need `classes=7`"):
         build_model("regnetx_002", weights=path)
     with pytest.raises(ValueError, match="are for regnetx_002, not regnety_002"):
@@ -236,7 +261,47 @@ def test_converted_file_round_trip_through_build_model(tmp_path):
     with pytest.raises(ValueError, match="no such weights file"):
         build_model("regnetx_002", weights=str(tmp_path / "nope.weights.h5"))
     with pytest.raises(ValueError, match="converted weights are saved as a Keras '.weights.h5'"):
-        save(src, str(tmp_path / "x.h5"), config)
+        core.save(src, str(tmp_path / "x.h5"), config)
+
+
+def test_converted_weights_load_by_name_into_the_one_model_built(tmp_path, monkeypatch):
+    from regnet_tf.models import common
+
+    src, path = _converted_x002(tmp_path)
+    spec_class = type(get_spec("regnetx_002").resolved())
+    calls = {"keras_model": 0, "features": 0}
+    keras_model, features = common.keras_model, spec_class.features
+
+    def counting(name, fn):
+        return lambda *a, **k: calls.__setitem__(name, calls[name] + 1) or fn(*a, **k)
+
+    monkeypatch.setattr(common, "keras_model", counting("keras_model", keras_model))
+    monkeypatch.setattr(spec_class, "features", counting("features", features))
+    model = build_model("regnetx_002", weights=path, include_top=False, pooling="max", input_shape=(48, 40, 3))
+    assert calls == {"keras_model": 1, "features": 1}  # no second (reference) network is assembled
+    monkeypatch.undo()
+    feature_map = keras.Model(src.input, src.get_layer("avg_pool").input)
+    x = _x((2, 48, 40, 3), seed=2)
+    np.testing.assert_allclose(model(x), np.max(feature_map(x), axis=(1, 2)), rtol=1e-5, atol=1e-5)
+    assert core.load_by_name(model, path, unused_ok=("predictions",)) == len(model.weights)
+
+
+def test_load_by_name_refuses_missing_extra_and_misshaped_layers_in_one_line(tmp_path):
+    import h5py
+
+    _, path = _converted_x002(tmp_path)
+    with h5py.File(path, "a") as f:
+        saved = {g["vars"].attrs["name"]: g["vars"] for g in f["layers"].values()}
+        saved["s1_b1_a"].attrs["name"] = "s9_b9_a"  # a layer we do not have, and one of ours missing
+        del saved["s1_b1_b"]["0"]
+        saved["s1_b1_b"]["0"] = np.zeros((1, 1, 1, 1), "float32")  # another kernel shape
+    with pytest.raises(ConversionError) as e:
+        build_model("regnetx_002", weights=path, include_top=False)
+    message = str(e.value)
+    assert "\n" not in message and "nothing was loaded" in message, message
+    assert "missing in the file: s1_b1_a;" in message and "in the file but not in the model: s9_b9_a" in message
+    assert "shapes that differ (model vs file): s1_b1_b [(3, 3, 8, 24)] vs [(1, 1, 1, 1)];" in message
+    assert "predictions" not in message  # the file's classifier is skipped without the top
 
 
 # ---- the command-line tools: convert, then eval and export with the weights' own settings ---- #
@@ -256,12 +321,12 @@ def as_timm_state_dict(model, spec):
     return out
 
 
-def test_convert_eval_and_export_commands(tmp_path):
+def test_convert_eval_and_export_commands(tmp_path, demo_cache):
     import os
     import subprocess
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, REGNET_TF_DATA=str(tmp_path / "data"), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, REGNET_TF_DATA=demo_cache, TF_CPP_MIN_LOG_LEVEL="3")
 
     def run(script, *args):
         return subprocess.run([sys.executable, os.path.join(repo, "launch", script), *args], capture_output=True,

@@ -1,8 +1,8 @@
-"""tf_keras (Keras 2) and Keras 3 applications -> ours (`regnet_tf.weights.keras2`): the converted model computes the
-source's logits. Sources are random-initialised (weights=None) with seeded random BN statistics, BN scales, biases
-and EfficientNet input normalization; each gets the same [0, 255] image through its own preprocessing layers, ours
-the ImageNet-normalized image. Small members at small even sizes (64; 72, not a multiple of 32), where TensorFlow's
-"SAME" and symmetric padding differ."""
+"""tf_keras (Keras 2) and Keras 3 applications -> ours (`regnet_tf.weights.keras_applications`): the converted model
+computes the source's logits. Sources are random-initialised (weights=None) with seeded random BN statistics, BN
+scales, biases and EfficientNet input normalization; each gets the same [0, 255] image through its own
+preprocessing layers, ours the ImageNet-normalized image. Small members at small even sizes (64; 72, not a multiple
+of 32), where TensorFlow's "SAME" and symmetric padding differ."""
 
 import h5py
 import keras
@@ -11,9 +11,9 @@ import pytest
 
 from regnet_tf import weights
 from regnet_tf.data.format import MEAN_RGB, STD_RGB
-from regnet_tf.models.registry import get_spec
 from regnet_tf.weights import ConversionError
-from regnet_tf.weights.keras2 import application_name, normalize_names, prefixes
+from regnet_tf.weights.keras_applications import application_name, normalize_names, prefixes
+from regnet_tf.zoo import get_spec
 
 tf_keras = pytest.importorskip("tf_keras")
 

@@ -113,7 +113,7 @@ def keras_entries(model):
 
 
 def main():
-    from regnet_tf.models.registry import list_models
+    from regnet_tf.zoo import list_models
 
     entries = []
     for model in list_models():

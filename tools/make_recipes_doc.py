@@ -59,7 +59,7 @@ def row(r):
 def section():
     from regnet_tf.train import recipe, recipe_files
 
-    index = recipe_files._index()
+    index = recipe_files.recipe_index()
     lines = [START, "", "Generated from the files by `python tools/make_recipes_doc.py` (`recipe.load`; a test checks the",
              "tables are current). SD = stochastic depth / drop connect, LS = label smoothing, RA = RandAugment (layers,",
              "magnitude), AA = AutoAugment, \"(BN mom. 0)\" = EMA with BN momentum 0, wd \"all\" = also BN and biases,",

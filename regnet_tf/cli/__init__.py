@@ -50,7 +50,7 @@ def error_line(exc) -> str:
     tf = sys.modules.get("tensorflow")
     text = str(exc)
     if tf is not None and isinstance(exc, tf.errors.OpError):
-        from regnet_tf.data.sources import user_message
+        from regnet_tf.data.sources import user_message  # TensorFlow is loaded already here
 
         lines = [line for line in exc.message.splitlines() if line.strip()]
         text = user_message(exc) or f"{type(exc).__name__}: {lines[0] if lines else exc.message}"

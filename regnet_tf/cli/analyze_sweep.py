@@ -6,6 +6,7 @@ from __future__ import annotations
 from absl import flags
 
 from regnet_tf import cli
+from regnet_tf.design.report import analyze
 
 FLAGS = flags.FLAGS
 
@@ -18,8 +19,6 @@ def define_flags():
 
 def main(argv):
     import os
-
-    from regnet_tf.design.report import analyze
 
     dirs = argv[1:]
     if not dirs:

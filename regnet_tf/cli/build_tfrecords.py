@@ -31,7 +31,7 @@ def define_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from regnet_tf.data.records import folder_to_tfrecords
+    from regnet_tf.data.records import folder_to_tfrecords  # imports TensorFlow: only after cli.run set the environment
 
     result = folder_to_tfrecords(FLAGS.input, FLAGS.output, FLAGS.shards, split=FLAGS.split, workers=FLAGS.workers,
                                  log=lambda m: print(m, file=sys.stderr, flush=True), max_pixels=FLAGS.max_pixels)

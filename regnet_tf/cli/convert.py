@@ -6,17 +6,16 @@ from __future__ import annotations
 
 from absl import flags
 
-from regnet_tf import cli
+from regnet_tf import cli, zoo
 from regnet_tf.data.config import RESIZE_METHODS
+from regnet_tf.weights import WEIGHT_SOURCES, convert_file
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     """The command's absl flags (defined when the command runs, not on import)."""
-    from regnet_tf.weights import SOURCES
-
-    flags.DEFINE_enum("from", None, sorted(SOURCES), "Where the weights come from.")
+    flags.DEFINE_enum("from", None, sorted(WEIGHT_SOURCES), "Where the weights come from.")
     flags.DEFINE_string("model", None, "Our registered model name (python launch/models.py lists them).")
     flags.DEFINE_string("input", None, "The source file: .safetensors / .npz / .pth (timm), .pyth (pycls), .h5 "
                                        "(tf_keras / Keras weights or model).")
@@ -34,10 +33,7 @@ def define_flags():
 
 def main(argv):
     del argv
-    from regnet_tf.models.registry import get_entry
-    from regnet_tf.weights import convert_file
-
-    entry = get_entry(FLAGS.model)
+    entry = zoo.get_entry(FLAGS.model)
     source = FLAGS["from"].value
     config = convert_file(source, entry.name, FLAGS.input, FLAGS.output, arch=FLAGS.arch, tag=FLAGS.tag,
                           classes=FLAGS.classes, input_size=FLAGS.input_size or entry.resolution,

@@ -8,7 +8,8 @@ from absl import flags
 
 from regnet_tf import cli
 from regnet_tf.cli.shortcuts import shortcut_overrides
-from regnet_tf.data.config import PIPELINE_SPLITS, SOURCES
+from regnet_tf.data.config import DATA_SOURCES, PIPELINE_SPLITS
+from regnet_tf.train import recipe as recipe_lib
 
 FLAGS = flags.FLAGS
 
@@ -19,7 +20,7 @@ def define_flags():
     flags.DEFINE_string("saved_model", None, "An exported SavedModel directory (instead of --model_dir).")
     flags.DEFINE_string("model", None, "A registered model with --weights (instead of --model_dir).")
     flags.DEFINE_string("weights", "imagenet", "With --model: imagenet, a tag of public weights or a weights file.")
-    flags.DEFINE_enum("data", None, SOURCES, "Data source (default: the run's).")
+    flags.DEFINE_enum("data", None, DATA_SOURCES, "Data source (default: the run's).")
     flags.DEFINE_string("data_dir", None, "Data directory (default: the run's).")
     flags.DEFINE_enum("split", "validation", PIPELINE_SPLITS, "Split to evaluate (minival: the training shards a "
                       "recipe with data.minival_shards holds out).")
@@ -36,9 +37,8 @@ def main(argv):
     if sum(map(bool, (FLAGS.model_dir, FLAGS.saved_model, FLAGS.model))) != 1:
         raise ValueError("give exactly one of --model_dir (a checkpoint), --saved_model (an export) and --model (with "
                          "--weights)")
-    from regnet_tf.data.sources import check_data
+    from regnet_tf.data.sources import check_data  # imports TensorFlow: only after cli.run set the environment
     from regnet_tf.train import evaluate
-    from regnet_tf.train import recipe as recipe_lib
 
     overrides = shortcut_overrides(FLAGS.data, FLAGS.data_dir) + FLAGS.set
     if FLAGS.model:
@@ -49,7 +49,7 @@ def main(argv):
         m = evaluate.evaluate_saved_model(FLAGS.saved_model, recipe.data, FLAGS.split, FLAGS.batch_size, FLAGS.steps)
         what = f"SavedModel {FLAGS.saved_model}"
     else:
-        from regnet_tf.train.trainer import Trainer
+        from regnet_tf.train.trainer import Trainer  # imports TensorFlow (as above)
 
         recipe = evaluate.load_run(FLAGS.model_dir, overrides + [f"train.global_batch_size={FLAGS.batch_size}"])
         check_data(recipe.data, (FLAGS.split,))
@@ -65,7 +65,7 @@ def _evaluate_weights(recipe_lib, check_data, evaluate, overrides):
     """--model + --weights: the model with the weights' eval settings (resolution, crop, resize) on the data."""
     import dataclasses
 
-    from regnet_tf.applications import build_model, resolve_weights
+    from regnet_tf.applications import build_model, resolve_weights  # imports TensorFlow (after cli.run)
 
     _, config = resolve_weights(FLAGS.model, FLAGS.weights)
     recipe = recipe_lib.from_dict(recipe_lib.apply_overrides({}, overrides))

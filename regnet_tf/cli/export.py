@@ -8,6 +8,7 @@ import os
 from absl import flags
 
 from regnet_tf import cli
+from regnet_tf.imagenet import class_names
 
 FLAGS = flags.FLAGS
 
@@ -44,7 +45,7 @@ def main(argv):
         raise ValueError("give exactly one of --model_dir (a training run) and --model (with --weights)")
     if FLAGS.model:
         return _export_weights()
-    from regnet_tf.train.evaluate import load_run
+    from regnet_tf.train.evaluate import load_run  # imports TensorFlow: only after cli.run set the environment
     from regnet_tf.train.trainer import Trainer
 
     recipe = load_run(FLAGS.model_dir)
@@ -58,7 +59,7 @@ def main(argv):
 def _export_weights():
     """--model + --weights: a SavedModel of the model with the weights' eval settings and, for 1000 classes, the
     ImageNet class names."""
-    from regnet_tf.applications import build_model, resolve_weights
+    from regnet_tf.applications import build_model, resolve_weights  # imports TensorFlow (after cli.run)
     from regnet_tf.train.export import export_saved_model
 
     if not FLAGS.export_dir:
@@ -69,8 +70,6 @@ def _export_weights():
     model = build_model(FLAGS.model, weights=path, classes=config.classes if config else 1000,
                         classifier_activation=None, input_shape=(size, size, 3) if size else None)
     size = size or model.input_shape[1]
-    from regnet_tf.imagenet import class_names
-
     labels = dict(enumerate(class_names())) if model.output_shape[-1] == 1000 else None
     out = export_saved_model(
         model, FLAGS.export_dir, image_size=size, eval_mode="crop_fraction",

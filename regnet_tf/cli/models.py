@@ -7,7 +7,7 @@ import os
 
 from absl import flags
 
-from regnet_tf import cli
+from regnet_tf import cli, zoo
 
 FLAGS = flags.FLAGS
 
@@ -30,8 +30,6 @@ params = trainable parameters, acts = output elements of every conv, dense and m
 
 def main(argv):
     del argv
-    from regnet_tf import zoo
-
     table = zoo.format_table(zoo.rows(FLAGS.filter), markdown=FLAGS.markdown)
     print(table)
     if FLAGS.markdown:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from regnet_tf import cli
-from regnet_tf.scaling import STRATEGIES
+from regnet_tf import cli, scaling, zoo
+from regnet_tf.scaling import SCALING_STRATEGIES
 
 FLAGS = flags.FLAGS
 
@@ -15,33 +15,29 @@ def define_flags():
     """The command's absl flags (defined when the command runs, not on import)."""
     flags.DEFINE_string("model", None, "Registered model name (python launch/models.py lists them).")
     flags.DEFINE_float("factor", 2.0, "Flops factor s.")
-    flags.DEFINE_string("strategy", "dWr", f"One of {', '.join(STRATEGIES)} or a weight string (d1_w8_g8_r1).")
+    flags.DEFINE_string("strategy", "dWr", f"One of {', '.join(SCALING_STRATEGIES)} or a weight string (d1_w8_g8_r1).")
     flags.DEFINE_float("alpha", 0.8, "alpha of fast compound scaling (strategy dWr).")
     flags.DEFINE_integer("resolution", None, "Base resolution (default: the model's registered resolution).")
     flags.mark_flag_as_required("model")
 
 
 def _report(title, spec, res):
-    from regnet_tf import complexity, scaling
-
-    cx = complexity(spec, res)
+    cx = zoo.complexity(spec, res)
     print(f"{title}: {type(spec).__name__} at {res}x{res}: {cx['flops'] / 1e9:.3f} GMACs, "
           f"{cx['params'] / 1e6:.2f} M params, {cx['acts'] / 1e6:.2f} M acts")
-    print(scaling.describe(spec))
+    print(zoo.describe(spec))
     return cx
 
 
 def main(argv):
     del argv
-    from regnet_tf import get_entry, resolve, scaling
-
-    res = FLAGS.resolution or get_entry(FLAGS.model).resolution
+    res = FLAGS.resolution or zoo.get_entry(FLAGS.model).resolution
     d, w, g, r = scaling.scaling_factors(FLAGS.strategy, FLAGS.factor, FLAGS.alpha)
-    new, new_res = scaling.scale(FLAGS.model, FLAGS.factor, FLAGS.strategy, FLAGS.alpha, res)
+    new, new_res = zoo.scale(FLAGS.model, FLAGS.factor, FLAGS.strategy, FLAGS.alpha, res)
     print(f"{FLAGS.model} x{FLAGS.factor:g} flops, strategy {FLAGS.strategy}"
           + (f" (alpha {FLAGS.alpha:g})" if FLAGS.strategy == "dWr" else "")
           + f": depth x{d:.3f}, width x{w:.3f}, group width x{g:.3f}, resolution x{r:.3f}\n")
-    before = _report("before", resolve(FLAGS.model), res)
+    before = _report("before", zoo.resolve(FLAGS.model), res)
     print()
     after = _report("after", new, new_res)
     print(f"\nflops x{after['flops'] / before['flops']:.2f} (target x{FLAGS.factor:g}), "

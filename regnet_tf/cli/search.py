@@ -6,14 +6,15 @@ from __future__ import annotations
 from absl import flags
 
 from regnet_tf import cli
+from regnet_tf.cli.shortcuts import shortcut_overrides
+from regnet_tf.cli.sweep import define_population_flags
+from regnet_tf.design import report, sweep
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     """The command's absl flags (defined when the command runs, not on import)."""
-    from regnet_tf.cli.sweep import define_population_flags
-
     define_population_flags("regnety")
     flags.DEFINE_float("flops", 400e6, "Flop budget (multiply-adds): models in [0.9 x flops, flops].")
     flags.DEFINE_string("out", None, "The search directory (default: searches/<space>_<flops>MF).")
@@ -24,9 +25,6 @@ def main(argv):
     import os
 
     from absl import logging
-
-    from regnet_tf.cli.shortcuts import shortcut_overrides
-    from regnet_tf.design import report, sweep
 
     logging.set_verbosity(logging.WARNING)
     out = FLAGS.out or os.path.join("searches", f"{FLAGS.space}_{FLAGS.flops / 1e6:.0f}MF")

@@ -5,7 +5,7 @@ Shortcuts are `section.key=value` overrides applied before the user's `--set`, s
 
 from __future__ import annotations
 
-from regnet_tf.data.config import SOURCES
+from regnet_tf.data.config import DATA_SOURCES
 from regnet_tf.train import recipe as recipe_lib
 
 
@@ -16,8 +16,8 @@ def shortcut_overrides(data=None, data_dir=None, global_batch_size=None, epochs=
     `global_batch_size` scales the learning rate linearly (the recipe's lr is per schedule.base_batch_size)."""
     out = []
     if data is not None:
-        if data not in SOURCES:
-            raise ValueError(f"unknown --data {data!r}; valid: {', '.join(SOURCES)}")
+        if data not in DATA_SOURCES:
+            raise ValueError(f"unknown --data {data!r}; valid: {', '.join(DATA_SOURCES)}")
         out.append(f"data.source={data}")
     if data_dir is not None:
         out.append(f"data.data_dir={data_dir}")
@@ -39,7 +39,7 @@ def load_recipe(name, shortcuts, user_overrides, data=None, data_dir=None):
     if data_dir is not None and data is None:
         raw = recipe_lib.apply_overrides(recipe_lib.read_raw(name), overrides)
         if (raw.get("data") or {}).get("source") == "demo":
-            from regnet_tf.data.sources import detect_source
+            from regnet_tf.data.sources import detect_source  # imports TensorFlow: only for a demo recipe
 
             try:
                 source = detect_source(data_dir)

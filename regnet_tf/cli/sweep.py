@@ -6,22 +6,23 @@ from __future__ import annotations
 from absl import flags
 
 from regnet_tf import cli
-from regnet_tf.data.config import SOURCES
+from regnet_tf.cli.shortcuts import shortcut_overrides
+from regnet_tf.data.config import DATA_SOURCES
+from regnet_tf.design import sweep
+from regnet_tf.design.spaces import SPACES
 
 FLAGS = flags.FLAGS
 
 
 def define_population_flags(space_default):
     """The flags of a population of sampled models (launch/sweep.py and launch/search.py)."""
-    from regnet_tf.design.spaces import SPACES
-
     flags.DEFINE_enum("space", space_default, sorted(SPACES), "The design space to sample.")
     flags.DEFINE_integer("samples", 32, "Models in the population.")
     flags.DEFINE_integer("seed", 0, "The sample list is a deterministic function of the seed.")
     flags.DEFINE_integer("resolution", 224, "Resolution of the flop regime (the paper's: 224).")
     flags.DEFINE_string("recipe", "regnet_design_space", "Recipe every model trains with.")
     flags.DEFINE_multi_string("set", [], "Recipe overrides, as in launch/train.py (--set train.steps=5).")
-    flags.DEFINE_enum("data", None, SOURCES, "Data source (default: the recipe's).")
+    flags.DEFINE_enum("data", None, DATA_SOURCES, "Data source (default: the recipe's).")
     flags.DEFINE_string("data_dir", None, "Data directory.")
 
 
@@ -38,9 +39,6 @@ def define_flags():
 def main(argv):
     del argv
     from absl import logging
-
-    from regnet_tf.cli.shortcuts import shortcut_overrides
-    from regnet_tf.design import sweep
 
     logging.set_verbosity(logging.WARNING)
     shard = sweep.parse_shard(FLAGS.shard)

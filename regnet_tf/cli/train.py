@@ -9,8 +9,9 @@ from absl import flags
 
 from regnet_tf import cli
 from regnet_tf.cli.shortcuts import load_recipe, shortcut_overrides
-from regnet_tf.data.config import SOURCES
-from regnet_tf.train.recipe import PRECISIONS, STRATEGIES
+from regnet_tf.data.config import DATA_SOURCES
+from regnet_tf.train import recipe as recipe_lib
+from regnet_tf.train.recipe import DISTRIBUTION_STRATEGIES, PRECISIONS
 
 FLAGS = flags.FLAGS
 
@@ -19,11 +20,11 @@ def define_flags():
     """The command's absl flags (defined when the command runs, not on import)."""
     flags.DEFINE_string("recipe", None, "Recipe name (--list_recipes) or path to a recipe YAML file.")
     flags.DEFINE_multi_string("set", [], "Override a recipe value: --set train.epochs=2 --set data.image_size=128.")
-    flags.DEFINE_enum("data", None, SOURCES, "Data source (default: the recipe's; with --data_dir on a demo recipe: "
+    flags.DEFINE_enum("data", None, DATA_SOURCES, "Data source (default: the recipe's; with --data_dir on a demo recipe: "
                       "what the directory holds).")
     flags.DEFINE_string("data_dir", None, "TFRecord / TFDS / image-folder directory.")
     flags.DEFINE_string("model_dir", None, "Checkpoints, logs and exports (default: runs/<recipe>).")
-    flags.DEFINE_enum("strategy", "auto", STRATEGIES, "Distribution strategy.")
+    flags.DEFINE_enum("strategy", "auto", DISTRIBUTION_STRATEGIES, "Distribution strategy.")
     flags.DEFINE_string("tpu", None, "TPU name, grpc://address:8470, or 'local' (with --strategy tpu).")
     flags.DEFINE_enum("mixed_precision", None, PRECISIONS, "Overrides the recipe's runtime.mixed_precision.")
     flags.DEFINE_integer("global_batch_size", None, "Overrides the recipe's; the learning rate scales linearly.")
@@ -37,8 +38,6 @@ def define_flags():
 
 
 def _list_recipes():
-    from regnet_tf.train import recipe as recipe_lib
-
     for name in recipe_lib.list_recipes():
         r = recipe_lib.load(name)
         paper = f"  [{r.paper_top1}% {r.paper_ref}]" if r.paper_top1 is not None else ""
@@ -62,7 +61,7 @@ def main(argv):
                                    FLAGS.mixed_precision)
     # a bad recipe fails here, before TensorFlow loads
     recipe = load_recipe(FLAGS.recipe, shortcuts, FLAGS.set, FLAGS.data, FLAGS.data_dir)
-    from regnet_tf.train import distribute
+    from regnet_tf.train import distribute  # imports TensorFlow: only after cli.run set the environment
 
     if FLAGS.num_cpu_devices > 1:
         distribute.use_logical_cpus(FLAGS.num_cpu_devices)

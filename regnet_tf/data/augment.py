@@ -35,10 +35,10 @@ import functools
 import tensorflow as tf
 
 from regnet_tf.data.augment_ops import (  # noqa: F401 - the ops are part of this module's API
-    CONTRAST_MODES, FILL, affine, autocontrast, brightness, color, contrast, cutout, equalize, grayscale, invert,
+    FILL, affine, autocontrast, brightness, color, contrast, cutout, equalize, grayscale, invert,
     posterize, rotate, sharpness, shear_x, shear_y, solarize, solarize_add, translate_x, translate_y)
 from regnet_tf.data.augment_policies import (  # noqa: F401
-    MAX_LEVEL, POLICIES, POLICY_V0, RANDAUGMENT_OPS, SIGNED_OPS, level_to_arg)
+    AUTOAUGMENT_POLICIES, CONTRAST_MODES, MAX_LEVEL, POLICY_V0, RANDAUGMENT_OPS, SIGNED_OPS, level_to_arg)
 from regnet_tf.data.preprocess import to_uint8
 
 try:
@@ -167,9 +167,9 @@ class AutoAugment:
 
     def __init__(self, policy="v0", translate_const=250.0, cutout_const=100.0, contrast_mode="pil"):
         if isinstance(policy, str):
-            if policy not in POLICIES:
-                raise ValueError(f"Unknown AutoAugment policy {policy!r}; known: {sorted(POLICIES)}")
-            policy = POLICIES[policy]
+            if policy not in AUTOAUGMENT_POLICIES:
+                raise ValueError(f"Unknown AutoAugment policy {policy!r}; known: {sorted(AUTOAUGMENT_POLICIES)}")
+            policy = AUTOAUGMENT_POLICIES[policy]
         self.policy = tuple(tuple((op, float(p), float(level)) for op, p, level in sub) for sub in policy)
         for op, p, _ in (step for sub in self.policy for step in sub):
             if op not in RANDAUGMENT_OPS or not 0.0 <= p <= 1.0:

@@ -13,6 +13,8 @@ import math
 
 import tensorflow as tf
 
+from regnet_tf.data.augment_policies import CONTRAST_MODES
+
 FILL = 128
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -74,9 +76,6 @@ def grayscale(image, channels=1):
 def color(image, factor):
     """PIL Color: blend the grayscale image (factor 0) with the image (factor 1)."""
     return _blend(grayscale(image, 3), image, factor)
-
-
-CONTRAST_MODES = ("tf1", "model_garden", "pil")
 
 
 def contrast(image, factor, mode="pil"):

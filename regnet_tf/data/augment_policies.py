@@ -1,12 +1,14 @@
-"""RandAugment's magnitude mapping and AutoAugment's policies: plain data, no TensorFlow (DataConfig validates
-against `POLICIES` without importing TensorFlow). The ops themselves are in `augment_ops`, the policies that apply
-them in `augment` (docs/AUGMENT.md).
+"""RandAugment's magnitude mapping, AutoAugment's policies and the Contrast op's modes: plain data, no TensorFlow
+(DataConfig validates `autoaugment` against `AUTOAUGMENT_POLICIES` and `contrast_mode` against `CONTRAST_MODES`
+without importing TensorFlow). The ops themselves are in `augment_ops`, the policies that apply them in `augment`
+(docs/AUGMENT.md).
 """
 
 MAX_LEVEL = 10.0
 RANDAUGMENT_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
                    "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "Cutout", "SolarizeAdd")
 SIGNED_OPS = frozenset({"Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"})  # negated with probability 0.5
+CONTRAST_MODES = ("tf1", "model_garden", "pil")  # the variants of `augment_ops.contrast` (docs/AUGMENT.md)
 
 
 def level_to_arg(magnitude, translate_const=100.0, cutout_const=40.0):
@@ -55,4 +57,4 @@ POLICY_V0 = (
     (("Solarize", 0.6, 8), ("Equalize", 0.6, 1)),
     (("Color", 0.8, 6), ("Rotate", 0.4, 5)),
 )
-POLICIES = {"v0": POLICY_V0}
+AUTOAUGMENT_POLICIES = {"v0": POLICY_V0}  # AutoAugment policy name -> its sub-policies

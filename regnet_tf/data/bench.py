@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+# TensorFlow, and the pipeline modules that import it, load inside the functions: importing this module (the
+# benchmark command's flags) imports no TensorFlow.
 VARIANTS = ("none", "randaugment", "keras")
 LABELS = {"none": "no augmentation", "randaugment": "RandAugment (regnet_tf)", "keras": "keras.layers.RandAugment"}
 BFC_ENV = "TF_CPU_ALLOCATOR_USE_BFC"  # TensorFlow reads it when it creates its CPU allocator (docs/DATA.md)

@@ -4,8 +4,8 @@
     config = DataConfig(source="demo", image_size=64)     # the built-in demo data: 10 classes, 5,000 + 1,000 images
 
 Sizes: `num_classes`, `num_train_examples` and `num_eval_examples` left None are the source's: the demo data's
-(`DEMO`) for source="demo", ImageNet-1k's (`IMAGENET`) for the others. The demo data has exactly 10 classes, so
-another explicit num_classes with source="demo" is an error.
+(`DEMO_SIZES`) for source="demo", ImageNet-1k's (`IMAGENET_SIZES`) for the others. The demo data has exactly 10
+classes, so another explicit num_classes with source="demo" is an error.
 
 Labels: records store class k as k + 1 (ImageNet's 1..1000). `stored_label_offset` is what the reader adds to a
 stored label: `label_offset` (default -1) for TFRecords, -1 for the demo data (written by us), 0 for TFDS and image
@@ -23,18 +23,16 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple
 
-from regnet_tf.data.augment_policies import POLICIES
+from regnet_tf.data.augment_policies import AUTOAUGMENT_POLICIES, CONTRAST_MODES
 from regnet_tf.data.format import IMAGENET_TRAIN_SHARDS, LABEL_OFFSET, MAX_PIXELS, SPLIT_PATTERNS
 
-SOURCES = ("tfrecord", "tfds", "folder", "demo")
+DATA_SOURCES = ("tfrecord", "tfds", "folder", "demo")
 SPLITS = ("train", "validation")  # the splits stored on disk (shard name prefixes)
 PIPELINE_SPLITS = (*SPLITS, "minival")  # what input_pipeline reads: minival = the held-out training shards
 DTYPES = ("float32", "bfloat16", "float16")
 RESIZE_METHODS = ("bilinear", "bicubic")
 EVAL_MODES = ("crop_fraction", "resize_short")
-CONTRAST_MODES = ("tf1", "model_garden", "pil")
 CENTER_CROP_FRACTION = 0.875  # eval: the centered crop's side / the short side (224 of 256)
-AUTOAUGMENT_POLICIES = tuple(sorted(POLICIES))
 
 
 class Sizes(NamedTuple):
@@ -43,10 +41,10 @@ class Sizes(NamedTuple):
     num_eval_examples: int
 
 
-IMAGENET = Sizes(1000, 1_281_167, 50_000)  # ImageNet-1k (ILSVRC2012)
+IMAGENET_SIZES = Sizes(1000, 1_281_167, 50_000)  # ImageNet-1k (ILSVRC2012)
 # The built-in demo data (regnet_tf.data.demo): its classes (shapes and textures) and default split sizes.
 DEMO_CLASSES = ("disk", "square", "triangle", "ring", "cross", "ellipse", "stripes", "checkerboard", "dots", "grid")
-DEMO = Sizes(len(DEMO_CLASSES), 5000, 1000)
+DEMO_SIZES = Sizes(len(DEMO_CLASSES), 5000, 1000)
 DEMO_SHARDS = (8, 2)  # the demo data's train / validation shard counts
 
 
@@ -106,13 +104,13 @@ class DataConfig:
     seed: int | None = None
 
     def __post_init__(self):
-        if self.source not in SOURCES:
-            raise ValueError(f"DataConfig: source must be one of {SOURCES}; got {self.source!r}")
-        sizes = DEMO if self.source == "demo" else IMAGENET
-        if self.source == "demo" and self.num_classes not in (None, DEMO.num_classes):
-            raise ValueError(f"DataConfig: the demo data has {DEMO.num_classes} classes; got num_classes="
+        if self.source not in DATA_SOURCES:
+            raise ValueError(f"DataConfig: source must be one of {DATA_SOURCES}; got {self.source!r}")
+        sizes = DEMO_SIZES if self.source == "demo" else IMAGENET_SIZES
+        if self.source == "demo" and self.num_classes not in (None, DEMO_SIZES.num_classes):
+            raise ValueError(f"DataConfig: the demo data has {DEMO_SIZES.num_classes} classes; got num_classes="
                              f"{self.num_classes}. Leave num_classes unset (None: the source's) or set "
-                             f"{DEMO.num_classes}; for your own data, set source to tfrecord, folder or tfds")
+                             f"{DEMO_SIZES.num_classes}; for your own data, set source to tfrecord, folder or tfds")
         for name, default in sizes._asdict().items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, default)  # frozen: fill in the source's size once
@@ -129,8 +127,8 @@ class DataConfig:
             (self.randaug_layers >= 0, "randaug_layers must be >= 0"),
             (self.contrast_mode in CONTRAST_MODES, f"contrast_mode must be one of {CONTRAST_MODES}"),
             (self.minival_shards >= 0, "minival_shards must be >= 0"),
-            (not self.autoaugment or self.autoaugment in POLICIES,
-             f"autoaugment must be '' or one of {list(AUTOAUGMENT_POLICIES)}"),
+            (not self.autoaugment or self.autoaugment in AUTOAUGMENT_POLICIES,
+             f"autoaugment must be '' or one of {sorted(AUTOAUGMENT_POLICIES)}"),
             (not (self.autoaugment and self.randaug_layers), "choose AutoAugment or RandAugment, not both"),
             (self.mixup_alpha >= 0 and self.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
             (self.normalize or not self.mixing, "MixUp/CutMix mix float images: needs normalize=True"),

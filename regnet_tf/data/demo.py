@@ -11,7 +11,7 @@ colour tells the class. The records are standard (labels stored 1..10, the Image
 ImageNet reader reads them. Deterministic from `seed` (each image has its own generator), 5,000 training and
 1,000 validation images by default, generated in a few seconds; `manifest.json` records the generator version
 and parameters, and a directory whose manifest differs is rebuilt. The class names and split sizes are stated once,
-in `regnet_tf.data.config` (`DEMO_CLASSES`, `DEMO`: DataConfig(source="demo") takes its sizes from there).
+in `regnet_tf.data.config` (`DEMO_CLASSES`, `DEMO_SIZES`: DataConfig(source="demo") takes its sizes from there).
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from regnet_tf.data.config import DEMO, DEMO_CLASSES, DEMO_SHARDS, DataConfig
+from regnet_tf.data.config import DEMO_CLASSES, DEMO_SHARDS, DEMO_SIZES, DataConfig
 from regnet_tf.data.format import LABEL_OFFSET, stored_label, write_label_map
 from regnet_tf.data.records import make_example, write_shards
 
-CLASSES = DEMO_CLASSES
-NUM_CLASSES, NUM_TRAIN, NUM_VAL = DEMO  # classes, default split sizes
 VERSION = 1  # bump when the images change: existing caches are rebuilt
 MANIFEST = "manifest.json"
 SPLIT_IDS = {"train": 0, "validation": 1}
@@ -61,7 +59,7 @@ def _mask(rng, label, h, w):
     r = rng.uniform(0.26, 0.42) * short
     cy, cx = rng.uniform(r, h - r), rng.uniform(r, w - r)
     u, v = _rotate(xx - cx, yy - cy, rng.uniform(0, 2 * np.pi))
-    name = CLASSES[label]
+    name = DEMO_CLASSES[label]
     if name == "disk":
         return (u ** 2 + v ** 2 <= r ** 2).astype(np.float32)
     if name == "square":
@@ -119,25 +117,25 @@ def render(rng, label, height, width):
 
 def _example(seed, split, index, min_size, max_size):
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
-    label = index % NUM_CLASSES  # balanced classes; the reader shuffles
+    label = index % DEMO_SIZES.num_classes  # balanced classes; the reader shuffles
     h, w = (int(s) for s in rng.integers(min_size, max_size + 1, 2))
     encoded = tf.io.encode_jpeg(render(rng, label, h, w), quality=90).numpy()
-    return make_example(encoded, stored_label(label), h, w, CLASSES[label], f"{split}_{index:06d}.jpg")
+    return make_example(encoded, stored_label(label), h, w, DEMO_CLASSES[label], f"{split}_{index:06d}.jpg")
 
 
 def _manifest(seed, num_train, num_val, min_size, max_size, shards):
     return {"version": VERSION, "seed": seed, "num_train": num_train, "num_validation": num_val,
-            "min_size": min_size, "max_size": max_size, "shards": shards, "classes": list(CLASSES)}
+            "min_size": min_size, "max_size": max_size, "shards": shards, "classes": list(DEMO_CLASSES)}
 
 
-def generate(out_dir, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size=48, max_size=96, shards=DEMO_SHARDS,
-             workers=2):
+def generate(out_dir, seed=0, num_train=DEMO_SIZES.num_train_examples, num_val=DEMO_SIZES.num_eval_examples,
+             min_size=48, max_size=96, shards=DEMO_SHARDS, workers=2):
     """Writes train-*-of-* / validation-*-of-* shards, label_map.txt and manifest.json into `out_dir`."""
     with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
         for split, count, num_shards in (("train", num_train, shards[0]), ("validation", num_val, shards[1])):
             examples = pool.map(lambda i, s=split: _example(seed, s, i, min_size, max_size), range(count))
             write_shards(examples, out_dir, split, max(1, min(num_shards, count)))
-    write_label_map(out_dir, CLASSES, LABEL_OFFSET)
+    write_label_map(out_dir, DEMO_CLASSES, LABEL_OFFSET)
     with open(os.path.join(out_dir, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(_manifest(seed, num_train, num_val, min_size, max_size, list(shards)), f, indent=1)
     return out_dir
@@ -151,8 +149,8 @@ def _is_current(data_dir, want) -> bool:
         return False
 
 
-def ensure(data_dir=None, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size=48, max_size=96, shards=DEMO_SHARDS,
-           log=None):
+def ensure(data_dir=None, seed=0, num_train=DEMO_SIZES.num_train_examples, num_val=DEMO_SIZES.num_eval_examples,
+           min_size=48, max_size=96, shards=DEMO_SHARDS, log=None):
     """The demo data's directory (default `cache_root()/demo`), generated first if missing or out of date.
 
     Generation writes to a temporary sibling directory and renames it, so an interrupted run leaves no half data.
@@ -186,7 +184,7 @@ def ensure(data_dir=None, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, min_size
 def config(**overrides):
     """A DataConfig for the demo data (10 classes, 64 px, crops of >= 35% of the area); override any field (the
     sizes are set explicitly, so they stay with `source="tfrecord", data_dir=ensure()`)."""
-    fields = {"source": "demo", "num_classes": NUM_CLASSES, "image_size": 64, "shuffle_buffer": 5000,
-              "crop_area_range": (0.35, 1.0), "num_train_examples": NUM_TRAIN, "num_eval_examples": NUM_VAL}
+    fields = {"source": "demo", "image_size": 64, "shuffle_buffer": 5000, "crop_area_range": (0.35, 1.0),
+              **DEMO_SIZES._asdict()}
     fields.update(overrides)
     return DataConfig(**fields)

@@ -37,10 +37,12 @@ import re
 
 import tensorflow as tf
 
+from regnet_tf.data import augment as augment_lib
 from regnet_tf.data import demo, preprocess
-from regnet_tf.data.config import PIPELINE_SPLITS, SOURCES, SPLITS, DataConfig  # noqa: F401 - re-exported
+from regnet_tf.data.config import PIPELINE_SPLITS, SPLITS, DataConfig  # noqa: F401 - re-exported
 from regnet_tf.data.format import (IMAGE_EXTENSIONS, IMAGE_KEY, LABEL_KEY, LABEL_MAP, LABEL_OFFSET, SPLIT_PATTERNS,
                                    features, split_minival)
+from regnet_tf.data.mixup import mixup_cutmix
 from regnet_tf.data.records import list_image_folder
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -338,8 +340,6 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     # A per-image seed [2] for the stateless random ops (deterministic when config.seed is set).
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=config.seed).batch(2)))
 
-    from regnet_tf.data import augment as augment_lib  # imported when a pipeline is built
-
     augment = augment_fn if augment_fn is not None else (augment_lib.augmenter(config) if training else None)
     view = preprocess.pipeline_view(config, training, augment)  # the pixel budget, decode, crop, resize, normalize
     size = config.image_size
@@ -361,8 +361,6 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     ds = ds.batch(batch, drop_remainder=training, num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
     ds = ds.map(_check(config), num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
     if config.mixing and training:
-        from regnet_tf.data.mixup import mixup_cutmix  # imported only when used
-
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=None if seed is None else seed + 1).batch(2)))
         ds = ds.map(lambda batch_, s: mixup_cutmix(
             batch_[0], batch_[1], config.num_classes, mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha,

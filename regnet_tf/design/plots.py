@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from regnet_tf.design import stats
+from regnet_tf.zoo import to_anynet
 
 
 def _figure(size):
@@ -66,7 +67,7 @@ def plot_edfs(errors_by_name, path, complexity_by_name=None, k: int = 10, title:
 
 def plot_statistic(values, errors, path, name: str, log: bool = False, seed: int = 0, **bootstrap_kw) -> str:
     """A statistic vs error scatter with the bootstrap's 95% band (shaded) and best value (black line), as Fig. 2."""
-    x, e = stats._pair(values, errors, "values", "errors")
+    x, e = stats.finite_pair(values, errors, "values", "errors")
     b = stats.bootstrap(x, e, seed=seed, **bootstrap_kw)
     fig = _figure((5.0, 4.0))
     ax = fig.add_subplot(1, 1, 1)
@@ -83,9 +84,7 @@ def plot_statistic(values, errors, path, name: str, log: bool = False, seed: int
 
 
 def block_widths(spec_or_name) -> np.ndarray:
-    """Per-block widths of an AnyNet/RegNet spec or registry name (`registry.to_anynet`)."""
-    from regnet_tf.models.registry import to_anynet
-
+    """Per-block widths of an AnyNet/RegNet spec or registry name (`regnet_tf.zoo.to_anynet`)."""
     spec = to_anynet(spec_or_name)
     return np.repeat(np.asarray(spec.ws, dtype=np.float64), np.asarray(spec.ds))
 
@@ -102,7 +101,7 @@ def plot_widths(specs_with_errors, path, top: int = 5, fit: bool = True) -> str:
     fig = _figure((5.5, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     for i, (widths, err) in enumerate(pairs):
-        w = stats._vector(widths, "per-block widths")
+        w = stats.finite_vector(widths, "per-block widths")
         j = np.arange(w.size)
         color = f"C{i % 10}"
         label = f"error {float(err):.2f}"

@@ -16,9 +16,10 @@ holds, which is exactly C conditioned on the constraint. Widths are then made co
 RegNet (section 3.3): d < 64, w0 < 256 (a multiple of 8, as generation needs), wa < 256, 1.5 <= wm <= 3, b and g as
 AnyNetX. The paper gives ranges only; the distributions are those of the authors' pycls sampler: d uniform,
 w0 / wa / wm log-uniform with wa >= 8 (rounded to 0.01, wm to 0.001). Samples that do not give exactly 4 stages, or
-that quantize two stages to one width, are rejected (`RegNetSpec.to_anynet`). Constrained RegNetX (section 4):
-b = 1, 12 <= d <= 28, wm >= 2, and params <= 3 + 5.5 F (M), acts <= 6.5 sqrt(F) (M) for a regime of at most F GF
-(the best-model fits of figure 12, bottom; the same rule as pycls's sweep config comment).
+that quantize two stages to one width, are rejected (`RegNetSpec.to_anynet`). Constrained RegNetX, the version
+section 5 uses: section 4's b = 1, wm >= 2, and params <= 3 + 5.5 F (M), acts <= 6.5 sqrt(F) (M) for a regime of at
+most F GF (the best-model fits of figure 12, bottom; the same rule as pycls's sweep config comment), with section 5's
+depth limit 12 <= d <= 28 (section 4 and figure 13 use d <= 40: replace `d_range` with (1, 40)).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from regnet_tf.counter import complexity
 from regnet_tf.models.anynet import AnyNetSpec, adjust_block_compatibility
 from regnet_tf.models.regnet import RegNetSpec
+from regnet_tf.zoo import complexity
 
 B_RATIOS = (1, 2, 4)  # bottleneck ratios b (inner width w / b)
 G_WIDTHS = (1, 2, 4, 8, 16, 32)  # group widths g

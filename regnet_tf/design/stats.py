@@ -25,7 +25,8 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 
 
-def _vector(a, name: str) -> np.ndarray:
+def finite_vector(a, name: str) -> np.ndarray:
+    """`a` as a flat float64 array; a ValueError naming `name` if it is empty or has NaN / infinite entries."""
     x = np.asarray(a, dtype=np.float64).reshape(-1)
     if x.size == 0:
         raise ValueError(f"{name} is empty; pass at least one value")
@@ -34,8 +35,9 @@ def _vector(a, name: str) -> np.ndarray:
     return x
 
 
-def _pair(a, b, na: str, nb: str):
-    x, y = _vector(a, na), _vector(b, nb)
+def finite_pair(a, b, na: str, nb: str):
+    """`finite_vector` of `a` and `b`, which must have one entry per model each (a ValueError names them if not)."""
+    x, y = finite_vector(a, na), finite_vector(b, nb)
     if x.size != y.size:
         raise ValueError(f"{na} and {nb} need one entry per model, got {x.size} and {y.size}")
     return x, y
@@ -62,14 +64,14 @@ def edf(errors, x=None):
     sorted distinct errors and ``F[k]`` is the value of eq. (1) on the open interval (xs[k], xs[k+1]), i.e. the
     fraction with error <= xs[k]; draw it with ``step(xs, F, where="post")``. F[-1] is 1.
     """
-    e = _vector(errors, "errors")
+    e = finite_vector(errors, "errors")
     return _weighted_edf(e, np.full(e.size, 1.0 / e.size), x)
 
 
 def edf_label(errors, weights=None, fmt: str = "{:.1f}") -> str:
     """The paper's legend text "[min|mean]" (e.g. "[39.1|49.0]"); ``weights`` gives the weighted mean."""
-    e = _vector(errors, "errors")
-    mean = float(np.average(e, weights=None if weights is None else _pair(weights, e, "weights", "errors")[0]))
+    e = finite_vector(errors, "errors")
+    mean = float(np.average(e, weights=None if weights is None else finite_pair(weights, e, "weights", "errors")[0]))
     return f"[{fmt.format(float(e.min()))}|{fmt.format(mean)}]"
 
 
@@ -84,7 +86,7 @@ def complexity_bins(complexities: Sequence, k: int = 10, log: bool = False) -> n
     """
     if int(k) != k or k < 1:
         raise ValueError(f"k (the number of complexity bins) must be a positive integer, got {k}")
-    c = np.concatenate([_vector(a, "complexity") for a in complexities])
+    c = np.concatenate([finite_vector(a, "complexity") for a in complexities])
     if log:
         if np.any(c <= 0):
             raise ValueError("log-spaced bins need positive complexities; pass log=False")
@@ -116,7 +118,7 @@ def complexity_weights(complexity, edges=None, k: int = 10, reference=None) -> n
     population) instead targets that population's histogram over the same bins: w = p_j / m_j, renormalised over the
     bins both populations occupy. ``edges`` default: ``complexity_bins([complexity, reference], k)``.
     """
-    c = _vector(complexity, "complexity")
+    c = finite_vector(complexity, "complexity")
     if edges is None:
         edges = complexity_bins([c] if reference is None else [c, reference], k)
     edges = np.asarray(edges, dtype=np.float64)
@@ -126,7 +128,7 @@ def complexity_weights(complexity, edges=None, k: int = 10, reference=None) -> n
     if reference is None:
         target = (m > 0).astype(np.float64)
     else:
-        target = np.bincount(_bin_index(_vector(reference, "reference"), edges), minlength=nb).astype(np.float64)
+        target = np.bincount(_bin_index(finite_vector(reference, "reference"), edges), minlength=nb).astype(np.float64)
     target = np.where(m > 0, target, 0.0)
     if target.sum() == 0:
         raise ValueError("the population and the reference share no complexity bin; use wider or fewer bins")
@@ -140,7 +142,7 @@ def normalized_edf(errors, complexity, x=None, edges=None, k: int = 10, referenc
     Returns ``(xs, F)`` like `edf` (a step function, or eq. (1) at ``x``). To compare several spaces pass the same
     ``edges`` to each (``complexity_bins([flops_a, flops_b])``) so that all are normalized to one distribution.
     """
-    e, c = _pair(errors, complexity, "errors", "complexity")
+    e, c = finite_pair(errors, complexity, "errors", "complexity")
     return _weighted_edf(e, complexity_weights(c, edges=edges, k=k, reference=reference), x)
 
 
@@ -155,7 +157,7 @@ class Bootstrap(NamedTuple):
 
 def bootstrap_winners(values, errors, frac: float = 0.25, repeats: int = 10_000, seed: int = 0) -> np.ndarray:
     """The statistic of the minimum-error pair in each of ``repeats`` samples (with replacement) of frac*n pairs."""
-    x, e = _pair(values, errors, "values", "errors")
+    x, e = finite_pair(values, errors, "values", "errors")
     if not 0 < frac <= 1:
         raise ValueError(f"frac (the sample fraction) must be in (0, 1], got {frac}")
     if int(repeats) != repeats or repeats < 1:
@@ -196,7 +198,7 @@ def quantized_linear_widths(w0, wa, wm, d: int, q: int = 8) -> np.ndarray:
 
 def e_fit(ws_per_block, w0, wa, wm, q: int = 8) -> float:
     """The fitting error: mean over blocks of |log(predicted width / observed width)|."""
-    w = _vector(ws_per_block, "ws_per_block")
+    w = finite_vector(ws_per_block, "ws_per_block")
     pred = np.maximum(quantized_linear_widths(w0, wa, wm, w.size, q), 1e-9)
     return float(np.mean(np.abs(np.log(pred / w))))
 
@@ -240,7 +242,7 @@ def fit_quantized_linear(
     points. ``num_stages`` (e.g. 4) keeps only parameters that give exactly that many stages, as the paper does for
     four-stage networks. Returns ``Fit(w0, wa, wm, e_fit)``.
     """
-    w = _vector(ws_per_block, "ws_per_block")
+    w = finite_vector(ws_per_block, "ws_per_block")
     if np.any(w <= 0):
         raise ValueError("ws_per_block must be positive widths (one per block)")
     for name, (lo, hi) in (("w0_range", w0_range), ("wa_range", wa_range), ("wm_range", wm_range)):

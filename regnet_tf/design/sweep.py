@@ -22,9 +22,9 @@ import os
 import socket
 import time
 
-from regnet_tf.counter import complexity
 from regnet_tf.design import spaces
-from regnet_tf.models.registry import spec_kinds
+from regnet_tf.train import recipe as recipe_lib
+from regnet_tf.zoo import complexity, spec_kinds
 
 PLAN = "plan.json"
 RECORDS = "records"
@@ -92,7 +92,10 @@ def open_sweep(out: str, plan: dict) -> dict:
     if gfile.exists(path):
         old = _read_json(path)
         keys = ("space", "regime", "samples", "seed", "resolution", "recipe", "overrides")
-        changed = {k: (old.get(k), plan.get(k)) for k in keys if old.get(k) != plan.get(k)}
+        # a regime is its bounds, however written ("400MF", "360MF-400MF", [360e6, 400e6]: launch/search.py's)
+        same = {"regime": lambda a, b: spaces.parse_regime(a) == spaces.parse_regime(b)}
+        changed = {k: (old.get(k), plan.get(k)) for k in keys
+                   if not same.get(k, lambda a, b: a == b)(old.get(k), plan.get(k))}
         if changed:
             raise ValueError(f"{out} holds another sweep (differs in {changed}); use another --out or the same "
                              "settings to resume it")
@@ -120,8 +123,6 @@ def load_records(out: str):
 
 def model_recipe(plan: dict, index: int):
     """The recipe of model ``index``: the plan's recipe with the sampled spec as its model and the overrides."""
-    from regnet_tf.train import recipe as recipe_lib
-
     raw = recipe_lib.read_raw(plan["recipe"])
     spec = dict(plan["specs"][index])
     raw["model"] = {**{k: v for k, v in (raw.get("model") or {}).items() if k not in ("name", "kind", "spec")},
@@ -134,7 +135,7 @@ def train_one(out: str, plan: dict, index: int, log=print) -> dict:
     """Trains model ``index`` (resuming its run) and writes its record; returns the record."""
     import keras
 
-    from regnet_tf.train.trainer import Trainer
+    from regnet_tf.train.trainer import Trainer  # imports TensorFlow: only when a model trains
 
     recipe = model_recipe(plan, index)
     spec = spec_from_dict(plan["specs"][index])

@@ -2,7 +2,7 @@
 
 An `AnyNetSpec` says everything about a network's architecture: stem, per-stage depths ``ds``, widths
 ``ws``, strides ``ss``, bottleneck multipliers ``bs`` and group widths ``gs``, the block type, SE ratio,
-head and activation (RegNet paper, section 3.1 and figure 3). ``spec.features(x)`` builds it in Keras
+head and activation (RegNet paper, section 3.2 and figure 3). ``spec.features(x)`` builds it in Keras
 (`regnet_tf.build_model` adds the classifier) and ``spec.features_cx(cx)`` counts the same layers for
 `regnet_tf.complexity`: each Keras function below has its ``_cx`` twin right under it, and a test compares the
 count with the built model's layers for every registered model. Importing this module imports no TensorFlow
@@ -30,8 +30,11 @@ from typing import Optional, Tuple
 from regnet_tf import scaling
 from regnet_tf._lazy import LazyModule
 from regnet_tf.counter import conv_bn_cx, pool2d_cx, se_cx
-from regnet_tf.models.registry import Spec, check_padding
+from regnet_tf.models.registry import Spec
+from regnet_tf.padding import check_padding
 
+# Lazy only to keep TensorFlow out of this pure-Python module (specs, counts and scaling load without it): these
+# import keras on first use. Not for import order: layers and common import nothing that imports a family.
 keras = LazyModule("keras")
 layers = LazyModule("regnet_tf.layers")
 common = LazyModule("regnet_tf.models.common")

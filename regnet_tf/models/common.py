@@ -1,4 +1,5 @@
-"""Keras pieces every family uses: BN, activation, conv-BN-act, squeeze-excitation, stochastic depth, classifier.
+"""Keras pieces every family uses: BN, activation, conv-BN-act, squeeze-excitation, stochastic depth, classifier;
+and `keras_model`, the one builder of a Keras model from a spec (the factories and the weight converters use it).
 
 Layers are named after pycls (``name``, ``name_bn``, ``name_act``, ``name_se_reduce``, ...) so weight converters
 map names one to one. Each piece's complexity is in `regnet_tf.counter` (``conv2d_cx`` + ``norm2d_cx``, ``se_cx``,
@@ -60,19 +61,26 @@ def classifier(x, spec, classes: int, activation):
                               name="predictions")(x)
 
 
-def keras_model(spec, inputs, x, *, include_top=True, pooling=None, classes=1000, classifier_activation="softmax",
-                name="model", include_preprocessing=False, input_adapter=None):
-    """The Keras model of a resolved spec on input ``x`` (from ``inputs``): [normalization of RGB 0-255 with the
-    ImageNet mean/std] -> [input adapter] -> ``spec.features`` -> classifier, or a global pool, or the feature map.
+def keras_model(spec, inputs, x=None, *, weights_config=None, include_top=True, pooling=None, classes=1000,
+                classifier_activation="softmax", name="model", include_preprocessing=False):
+    """The one place a Keras model is assembled (`regnet_tf.build_model` and the weight converters both call it):
+    a resolved spec on input ``x`` (default ``inputs``) -> [normalization of RGB 0-255 with the ImageNet mean/std]
+    -> [input adapter] -> ``spec.features`` -> classifier, or a global pool, or the feature map.
 
-    ``input_adapter`` = (scale, offset) per RGB channel: weights trained on another input normalization than the
-    ImageNet mean/std see theirs, ``x * scale + offset`` (`regnet_tf.weights`); the model's input stays the same.
+    ``weights_config``: the `regnet_tf.weights.WeightsConfig` of the weights the model is built for, or None. Its
+    spec options (``padding``, ``bn_eps``) replace the spec's, and weights trained on another input normalization
+    than the ImageNet mean/std get an ``input_adapter`` layer, ``x * scale + offset`` per RGB channel, that computes
+    their input from ours: the model's input stays the same.
     """
+    x = inputs if x is None else x
+    if weights_config is not None:
+        spec = spec.replace(**weights_config.spec)
     if include_preprocessing:
         mean, std = [255.0 * m for m in MEAN_RGB], [255.0 * s for s in STD_RGB]
         x = keras.layers.Normalization(mean=mean, variance=[s * s for s in std], name="preprocess")(x)
-    if input_adapter is not None:
-        scale, offset = input_adapter
+    adapter = weights_config.input_adapter() if weights_config is not None else None
+    if adapter is not None:
+        scale, offset = adapter
         # float64 arrays: Keras turns lists into float32 constants, which a float64 model would see rounded
         x = keras.layers.Rescaling(scale=np.asarray(scale, "float64"), offset=np.asarray(offset, "float64"),
                                    name="input_adapter")(x)

@@ -24,8 +24,11 @@ from regnet_tf import scaling
 from regnet_tf._lazy import LazyModule
 from regnet_tf.counter import conv_bn_cx, se_cx
 from regnet_tf.models.anynet import adjust_block_compatibility
-from regnet_tf.models.registry import Spec, check_padding, register
+from regnet_tf.models.registry import Spec, register
+from regnet_tf.padding import check_padding
 
+# Lazy only to keep TensorFlow out of this pure-Python module (specs, counts and scaling load without it): these
+# import keras on first use. Not for import order: layers and common import nothing that imports a family.
 keras = LazyModule("keras")
 layers = LazyModule("regnet_tf.layers")
 common = LazyModule("regnet_tf.models.common")

@@ -3,8 +3,9 @@
     strategy = make_strategy("auto")        # default (CPU / one GPU), Mirrored, MultiWorkerMirrored or TPU
     policy = precision_policy("auto", strategy)
 
-The choices (`recipe.STRATEGIES`, `recipe.PRECISIONS`, `recipe.XLA_MODES`) live in the TensorFlow-free recipe
-module, so that the command line reads them before TensorFlow loads.
+The choices (`recipe.DISTRIBUTION_STRATEGIES`, `recipe.PRECISIONS` with their `recipe.PRECISION_POLICIES`,
+`recipe.XLA_MODES`) live in the TensorFlow-free recipe module, so that the command line reads them before
+TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ import os
 import tensorflow as tf
 
 from regnet_tf.train import TrainingError
-from regnet_tf.train.recipe import PRECISIONS, STRATEGIES
-
-# recipe runtime.mixed_precision -> Keras dtype policy ("auto" is chosen per device by `precision_policy`)
-POLICIES = {"none": "float32", "float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+from regnet_tf.train.recipe import DISTRIBUTION_STRATEGIES, PRECISION_POLICIES, PRECISIONS
 
 
 def use_logical_cpus(n):
@@ -31,8 +29,8 @@ def use_logical_cpus(n):
 
 def make_strategy(name="auto", tpu=None):
     """A tf.distribute strategy by name: auto | cpu | mirrored | multi_worker | tpu (see the README)."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+    if name not in DISTRIBUTION_STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(DISTRIBUTION_STRATEGIES)}")
     if name == "auto":
         gpus = tf.config.list_logical_devices("GPU")
         name = "tpu" if tpu else "mirrored" if len(gpus) > 1 else "gpu" if gpus else "cpu"
@@ -98,9 +96,9 @@ def precision_policy(mixed_precision, strategy):
         if is_tpu(strategy):
             return "mixed_bfloat16"
         return "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
-    if mixed_precision not in POLICIES:
+    if mixed_precision not in PRECISION_POLICIES:
         raise ValueError(f"unknown mixed precision {mixed_precision!r}; valid: {', '.join(PRECISIONS)}")
-    return POLICIES[mixed_precision]
+    return PRECISION_POLICIES[mixed_precision]
 
 
 def use_xla(xla, strategy):

@@ -1,5 +1,6 @@
 """A finished run from outside the training loop: its recipe, a serving copy of its model, and the evaluation of an
-exported SavedModel through its `serving_default` signature (image bytes in, preprocessing in the graph).
+exported SavedModel through its `serving_default` signature (image bytes in, preprocessing in the graph). Also the
+top-k count (`topk_correct`) that the training loop's evaluation uses too.
 
     recipe = load_run("runs/demo", overrides=["data.data_dir=/data"])
     metrics = evaluate_saved_model("runs/demo/export/390", recipe.data)
@@ -13,8 +14,11 @@ import keras
 import tensorflow as tf
 import yaml
 
-from regnet_tf.train import TrainingError, distribute, optim
+from regnet_tf.applications import build_model
+from regnet_tf.data.sources import encoded_dataset, input_pipeline
+from regnet_tf.train import TrainingError, distribute, swa
 from regnet_tf.train import recipe as recipe_lib
+from regnet_tf.zoo import complexity
 
 
 def load_run(model_dir, overrides=()):
@@ -30,8 +34,6 @@ def load_run(model_dir, overrides=()):
 
 def describe_run(trainer):
     """A Trainer's multi-line summary: the model, its complexity at the training resolution, the run's shape."""
-    from regnet_tf import complexity
-
     r, cx = trainer.recipe, None
     try:
         cx = complexity(trainer.spec, r.data.image_size, trainer.num_classes)
@@ -51,8 +53,6 @@ def describe_run(trainer):
     lines.append(f"schedule: {total} steps ({total / spe:.2f} epochs of {spe} steps), global batch "
                  f"{r.train.global_batch_size}, peak lr {r.peak_lr():.4g} ({r.schedule.name})")
     if r.swa.enabled:
-        from regnet_tf.train import swa
-
         first, period = swa.snapshot_steps(total, spe, r.swa.start, r.swa.every_epochs)
         lines.append(f"SWA: a snapshot every {period} steps from step {first} on and at step {total}; BN statistics "
                      f"recomputed on {r.swa.bn_examples or 'an epoch of'} training images before evaluation/export")
@@ -82,8 +82,6 @@ def write_run_recipe(model_dir, recipe, log=print):
 
 def serving_model(spec, recipe, weights):
     """A float32 copy of the model (outside any strategy) holding `weights`."""
-    from regnet_tf.applications import build_model
-
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
@@ -96,6 +94,16 @@ def serving_model(spec, recipe, weights):
     return model
 
 
+def topk_correct(labels, logits, k):
+    """Number of examples whose class (argmax of soft labels) is among the top-k logits: the top-1 / top-5 count
+    of the training loop's evaluation and of `evaluate_model` / `evaluate_saved_model`."""
+    if not labels.dtype.is_integer:
+        labels = tf.argmax(labels, axis=-1)
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+    k = min(k, logits.shape[-1])
+    return tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, tf.cast(logits, tf.float32), k), tf.float32))
+
+
 def _accuracy(batches, predict, steps, what):
     """Top-1 / top-5 over (inputs, labels) batches of ``predict(inputs) -> logits``; ``steps`` > 0 stops early."""
     top1 = top5 = count = 0
@@ -103,8 +111,8 @@ def _accuracy(batches, predict, steps, what):
         if steps and i >= steps:
             break
         logits = predict(inputs)
-        top1 += float(optim.topk_correct(labels, logits, 1))
-        top5 += float(optim.topk_correct(labels, logits, 5))
+        top1 += float(topk_correct(labels, logits, 1))
+        top5 += float(topk_correct(labels, logits, 5))
         count += int(labels.shape[0])
     if not count:
         raise TrainingError(f"no {what} images found")
@@ -114,8 +122,6 @@ def _accuracy(batches, predict, steps, what):
 def evaluate_model(model, data_config, split="validation", batch_size=100, steps=0):
     """Top-1 / top-5 of a Keras model (logits or probabilities out) on a data source's split, through the eval
     pipeline of ``data_config`` (its crop, resize and normalization)."""
-    from regnet_tf.data.sources import input_pipeline
-
     batches = input_pipeline(data_config, split, batch_size, training=False)
     return _accuracy(batches, tf.function(lambda x: model(x, training=False)), steps,
                      f"{split} {data_config.source}")
@@ -124,8 +130,6 @@ def evaluate_model(model, data_config, split="validation", batch_size=100, steps
 def evaluate_saved_model(export_dir, data_config, split="validation", batch_size=100, steps=0):
     """Top-1 / top-5 of an exported SavedModel through its `serving_default` signature (image bytes in), i.e. with
     the preprocessing inside the graph, on a data source's split."""
-    from regnet_tf.data.sources import encoded_dataset
-
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     return _accuracy(encoded_dataset(data_config, split).batch(batch_size),
                      lambda encoded: serve(image_bytes=encoded)["logits"], steps, f"{split} {data_config.source}")

@@ -70,6 +70,7 @@ import uuid
 import keras
 import tensorflow as tf
 
+import regnet_tf  # its __version__ goes into the export's metadata
 from regnet_tf.data import preprocess
 from regnet_tf.data.config import eval_short_side
 from regnet_tf.data.format import (LABEL_MAP, LABEL_OFFSET, MAX_PIXELS, MEAN_RGB, STD_RGB, check_label_names,
@@ -271,8 +272,6 @@ def _label_names(label_map, label_offset, num_classes):
 
 def _metadata(model, config, has_labels, label_offset, metadata):
     """The content of `assets.extra/regnet_tf.json` (checked JSON-serializable before anything is written)."""
-    import regnet_tf
-
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be None or a JSON-serializable dict; got {type(metadata).__name__}")
     outputs = ["logits", "probabilities", "top_k_classes", "top_k_scores"] + (["top_k_names"] if has_labels else [])

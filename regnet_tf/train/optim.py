@@ -102,15 +102,6 @@ def cross_entropy(labels, logits, num_classes, label_smoothing=0.0):
     return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(logits, tf.float32))
 
 
-def topk_correct(labels, logits, k):
-    """Number of examples whose class (argmax of soft labels) is among the top-k logits."""
-    if not labels.dtype.is_integer:
-        labels = tf.argmax(labels, axis=-1)
-    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-    k = min(k, logits.shape[-1])
-    return tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, tf.cast(logits, tf.float32), k), tf.float32))
-
-
 class EMA(tf.Module):
     """Exponential moving average of all of a model's variables (trainable and not).
 

@@ -25,23 +25,25 @@ import dataclasses
 import difflib
 import os
 import typing
-import warnings
 from typing import Any, Dict, Optional
 
 import yaml
 
 from regnet_tf.data.config import DataConfig
-from regnet_tf.models.registry import get_entry, get_spec, spec_kinds
 # re-exported: recipe.list_recipes(), recipe.apply_overrides(...) (the files side lives in recipe_files)
 from regnet_tf.train.recipe_files import (apply_overrides, list_grids, list_recipes, merge,  # noqa: F401
                                           read_raw, recipe_path, recipes_dir)
-from regnet_tf.train.recipe_values import (DERIVED, _check_fields, _convert, _field_names, _plain,  # noqa: F401
-                                           derive_data, derive_scale)
+from regnet_tf.train.recipe_values import (DERIVED, check_fields, convert_value, derive_data,  # noqa: F401
+                                           derive_scale, field_names, to_plain)
+from regnet_tf.zoo import get_entry, get_spec, spec_kinds
 
 # The runtime choices: the recipe's runtime keys, and the launcher's --strategy (which `train.distribute` builds),
 # here so that the command line reads them without importing TensorFlow.
-STRATEGIES = ("auto", "cpu", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("auto", "none", "float32", "bfloat16", "float16")  # auto: bfloat16 on TPU, float16 on GPU, else 32
+DISTRIBUTION_STRATEGIES = ("auto", "cpu", "mirrored", "multi_worker", "tpu")
+# runtime.mixed_precision -> the Keras dtype policy it trains with; "auto" picks one per device
+# (`train.distribute.precision_policy`: bfloat16 on TPU, float16 on GPU, else float32)
+PRECISION_POLICIES = {"none": "float32", "float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+PRECISIONS = ("auto", *PRECISION_POLICIES)
 XLA_MODES = ("auto", "on", "off")
 
 # ---------------------------------------------------------------------------------------------------- schema
@@ -50,7 +52,7 @@ XLA_MODES = ("auto", "on", "off")
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """`name`: a registry name (regnet_tf.list_models()), whose registered spec `spec` modifies; or `kind`: a spec
-    kind (regnet_tf.models.registry.spec_kinds()) built from `spec` alone. One of the two."""
+    kind (regnet_tf.zoo.spec_kinds()) built from `spec` alone. One of the two."""
 
     name: str = ""
     kind: str = ""
@@ -58,14 +60,6 @@ class ModelConfig:
     # a model scaled by regnet_tf.scale: {base: regnety_040, factor: 4, strategy: dWr, alpha: 0.8}; `spec` then
     # changes fields of the scaled spec, and data.image_size: model is the scaled resolution
     scale: Dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.name in spec_kinds() and not self.kind:  # recipes written before model.kind existed
-            warnings.warn(f"model.name: {self.name} names a spec kind, not a registered model; write "
-                          f"`model: {{kind: {self.name}, spec: ...}}` (read as model.kind={self.name})", FutureWarning,
-                          stacklevel=2)
-            object.__setattr__(self, "kind", self.name)
-            object.__setattr__(self, "name", "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +170,7 @@ class Recipe:
                 changes[key] = getattr(self.regularization, key)
         if self.model.kind:
             cls = spec_kinds()[self.model.kind]
-            _check_fields(self.name, cls, changes, f"model.kind {self.model.kind!r}")
+            check_fields(self.name, cls, changes, f"model.kind {self.model.kind!r}")
             try:
                 return cls(**changes).resolved()
             except TypeError as e:  # a required field is missing
@@ -186,12 +180,12 @@ class Recipe:
             raise ValueError(f"recipe {self.name!r} names no model: set model.name (a registered model, "
                              "regnet_tf.list_models()) or model.kind (a spec kind built from model.spec)")
         spec = get_spec(self.model.name)
-        direct = {k: v for k, v in changes.items() if k in _field_names(spec)}
+        direct = {k: v for k, v in changes.items() if k in field_names(spec)}
         spec = spec.replace(**direct) if direct else spec
         rest = {k: v for k, v in changes.items() if k not in direct}
         if rest:  # e.g. bn_momentum of a RegNetSpec lives on its AnyNetSpec
             spec = spec.resolved()
-            _check_fields(self.name, spec, rest, repr(self.model.name))
+            check_fields(self.name, spec, rest, repr(self.model.name))
             spec = spec.replace(**rest)
         return spec
 
@@ -205,7 +199,7 @@ class Recipe:
         return self.schedule.base_lr * self.train.global_batch_size / self.schedule.base_batch_size
 
     def to_dict(self) -> dict:
-        return _plain(dataclasses.asdict(self))
+        return to_plain(dataclasses.asdict(self))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=120)
@@ -267,6 +261,9 @@ def _validate(r: Recipe):
                              f"{', '.join(spec_kinds())} (a registered model goes in model.name)")
         r.spec()  # builds the spec: a bad field is an error now, not when training starts
     elif m.name:
+        if m.name in spec_kinds():
+            raise ValueError(f"recipe {r.name!r}: model.name={m.name!r} is a spec kind, not a registered model; write "
+                             f"`model: {{kind: {m.name}, spec: ...}}`")
         get_entry(m.name)  # unknown model: lists the valid names
         if m.spec.get("bn_momentum", 0.9) == 0 and r.ema.decay == 0:
             raise ValueError(f"recipe {r.name!r}: model.spec.bn_momentum=0 keeps only the last batch's BN statistics; "
@@ -287,7 +284,7 @@ def _build_section(cls, values, section):
         hint = "; ".join(f"{u!r} (did you mean {c[0]!r}?)" for u, c in close.items() if c)
         raise ValueError(f"unknown key(s) {unknown} in recipe section {section!r}. {hint + '. ' if hint else ''}"
                          f"Valid keys: {', '.join(names)}")
-    kwargs = {k: _convert(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+    kwargs = {k: convert_value(v, hints[k], f"{section}.{k}") for k, v in values.items()}
     try:
         return cls(**kwargs)
     except ValueError as e:
@@ -308,7 +305,7 @@ def from_dict(raw: dict, name: str = "") -> Recipe:
         elif key == "name":
             continue
         else:
-            kwargs[key] = _convert(value, typing.get_type_hints(Recipe)[key], key)
+            kwargs[key] = convert_value(value, typing.get_type_hints(Recipe)[key], key)
     return Recipe(name=raw.get("name") or name, **kwargs)
 
 

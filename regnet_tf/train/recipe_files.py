@@ -49,7 +49,7 @@ def recipes_dir() -> str:
     raise FileNotFoundError("cannot find the recipes directory; set REGNET_TF_RECIPES to the repository's recipes/")
 
 
-def _index(root=None) -> Dict[str, str]:
+def recipe_index(root=None) -> Dict[str, str]:
     """{recipe name: path} of every recipe file (bases included, their names start with `_`; grids excluded)."""
     root = root or recipes_dir()
     index = {}
@@ -66,7 +66,7 @@ def _index(root=None) -> Dict[str, str]:
 def list_recipes(pattern: str = "", grids: bool = False) -> List[str]:
     """Recipe names (bases excluded), sorted; `pattern` is a substring filter. `grids`: also every point of every
     grid (`list_grids` gives the grids themselves)."""
-    names = [n for n in _index() if not n.startswith("_")]
+    names = [n for n in recipe_index() if not n.startswith("_")]
     if grids:
         names += [n for g in list_grids() for n in g.names()]
     return sorted(n for n in names if pattern in n)
@@ -76,7 +76,7 @@ def recipe_path(name: str) -> str:
     """A recipe name, or a path to a YAML file, -> its path."""
     if name.endswith((".yaml", ".yml")) and os.path.isfile(name):
         return name
-    index = _index()
+    index = recipe_index()
     if name not in index:
         valid = list_recipes()
         close = difflib.get_close_matches(name, valid, n=5, cutoff=0.5)
@@ -191,7 +191,7 @@ def _read_yaml(path):
 
 def read_raw(name: str, _seen=()) -> dict:
     """The merged YAML dict of a recipe or a grid point (its bases resolved), before validation."""
-    point = None if name in _index() or name.endswith((".yaml", ".yml")) else _grid_point(name)
+    point = None if name in recipe_index() or name.endswith((".yaml", ".yml")) else _grid_point(name)
     if point:
         grid, values = point
         path, raw = grid.path, dict(grid.raw(values), name=name)

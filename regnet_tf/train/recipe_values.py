@@ -10,21 +10,24 @@ import types
 import typing
 
 from regnet_tf.data.config import DataConfig
-from regnet_tf.models.registry import get_entry, list_models
+from regnet_tf import zoo
+from regnet_tf.zoo import get_entry, list_models
 
 DERIVED = "model"  # the value of a data key that the model decides (image_size, randaug_magnitude)
 
 
-def _field_names(obj) -> set:
+def field_names(obj) -> set:
+    """The field names of a dataclass (class or instance)."""
     return {f.name for f in dataclasses.fields(obj)}
 
 
-def _check_fields(recipe_name, spec, changes, what):
-    unknown = sorted(set(changes) - _field_names(spec))
+def check_fields(recipe_name, spec, changes, what):
+    """A ValueError if a key of `changes` is not a field of the dataclass `spec` (naming it and the valid ones)."""
+    unknown = sorted(set(changes) - field_names(spec))
     if unknown:
         name = spec.__name__ if isinstance(spec, type) else type(spec).__name__
         raise ValueError(f"recipe {recipe_name!r}: {name} of {what} has no field(s) {unknown}; valid: "
-                         f"{sorted(_field_names(spec))}")
+                         f"{sorted(field_names(spec))}")
 
 
 SCALE_KEYS = ("base", "factor", "strategy", "alpha", "resolution")
@@ -32,15 +35,13 @@ SCALE_KEYS = ("base", "factor", "strategy", "alpha", "resolution")
 
 def derive_scale(raw: dict) -> dict:
     """A raw recipe whose `model.scale` ({base, factor, strategy (dWr), alpha (0.8)}) is resolved: model.kind and
-    model.spec become the scaled spec (`regnet_tf.scale`; `model.spec` keys of the file change fields of the scaled
+    model.spec become the scaled spec (`regnet_tf.zoo.scale`; `model.spec` keys of the file change fields of the scaled
     spec), `model.scale.resolution` the scaled resolution, which `data.image_size: model` then takes. A recipe that
     has model.kind already (e.g. a model_dir's recipe.yaml) is resolved: its `scale` is the record."""
     model = raw.get("model") or {}
     scale = model.get("scale")
     if not scale or model.get("kind"):
         return raw
-    from regnet_tf import scaling
-
     where = "model.scale"
     if not isinstance(scale, dict) or "base" not in scale or "factor" not in scale:
         raise ValueError(f"{where} is {{base: <registered model>, factor: <flops multiple>, strategy: dWr, alpha: 0.8}}"
@@ -52,12 +53,12 @@ def derive_scale(raw: dict) -> dict:
         raise ValueError(f"{where} names the model to scale (base: {scale['base']}); remove model.name "
                          f"{model['name']!r}")
     get_entry(scale["base"])  # an unknown model lists the valid names
-    factor = _convert(scale["factor"], float, f"{where}.factor")
+    factor = convert_value(scale["factor"], float, f"{where}.factor")
     strategy = scale.get("strategy", "dWr")
-    alpha = _convert(scale.get("alpha", 0.8), float, f"{where}.alpha")
-    spec, resolution = scaling.scale(scale["base"], factor, strategy, alpha, scale.get("resolution"))
-    _check_fields(raw.get("name", ""), spec, model.get("spec") or {}, f"{where} ({scale['base']} scaled)")
-    fields = dict(_plain(dataclasses.asdict(spec)), **(model.get("spec") or {}))
+    alpha = convert_value(scale.get("alpha", 0.8), float, f"{where}.alpha")
+    spec, resolution = zoo.scale(scale["base"], factor, strategy, alpha, scale.get("resolution"))
+    check_fields(raw.get("name", ""), spec, model.get("spec") or {}, f"{where} ({scale['base']} scaled)")
+    fields = dict(to_plain(dataclasses.asdict(spec)), **(model.get("spec") or {}))
     record = dict(base=scale["base"], factor=factor, strategy=strategy, alpha=alpha, resolution=resolution)
     return dict(raw, model=dict(kind=type(spec).kind, spec=fields, scale=record))
 
@@ -83,27 +84,30 @@ def derive_data(raw: dict) -> dict:
             with_rule = sorted({get_entry(n).family for n in list_models() if get_entry(n).randaug_magnitude})
             raise ValueError(f"data.randaug_magnitude: {DERIVED}: the {entry.family} family ({name}) has no "
                              f"RandAugment magnitude rule (families with one: {', '.join(with_rule)}); give a number")
-        size = _convert(data.get("image_size", DataConfig.image_size), int, "data.image_size")
+        size = convert_value(data.get("image_size", DataConfig.image_size), int, "data.image_size")
         data["randaug_magnitude"] = entry.randaug_magnitude(size)
     return dict(raw, data=data)
 
 
-def _plain(x):
+def to_plain(x):
+    """`x` with its tuples as lists, recursively through dicts and lists: what YAML writes and reads back."""
     if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
+        return {k: to_plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
+        return [to_plain(v) for v in x]
     return x
 
 
-def _convert(value, hint, where):
+def convert_value(value, hint, where):
+    """A YAML `value` as the type `hint` of a schema field (an int or "1e-4" becomes a float, a list a tuple; None
+    passes for an Optional); any other mismatch is a ValueError naming `where` (e.g. "train.epochs") and the type."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):  # Optional[x], x | None
         if value is None:
             return None
         hint = next(a for a in args if a is not type(None))
-        return _convert(value, hint, where)
+        return convert_value(value, hint, where)
     if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
         try:
             value = float(value)

@@ -38,11 +38,14 @@ import time
 import keras
 import tensorflow as tf
 
+from regnet_tf.applications import build_model
+from regnet_tf.data import sources
 from regnet_tf.train import TrainingError, distribute, optim
 from regnet_tf.train import swa as swa_lib
 from regnet_tf.train.best import BestCheckpoint
 from regnet_tf.train.cadence import Cadence, EpochProgress, StopSignal
-from regnet_tf.train.evaluate import describe_run, write_run_recipe
+from regnet_tf.train.evaluate import describe_run, serving_model, topk_correct, write_run_recipe
+from regnet_tf.train.export import export_saved_model
 from regnet_tf.train.logs import MetricsLog
 
 EVAL_KEYS = ("ce_sum", "top1", "top5", "count")
@@ -69,8 +72,6 @@ class Trainer:
 
     # ---- construction
     def _build(self):
-        from regnet_tf.applications import build_model
-
         r = self.recipe
         keras.utils.set_random_seed(r.runtime.seed)
         keras.mixed_precision.set_global_policy(self.policy)
@@ -104,8 +105,6 @@ class Trainer:
 
     # ---- data
     def _dataset(self, split, training, seed_shift=0):
-        from regnet_tf.data.sources import input_pipeline
-
         config = self.recipe.data
         if training and config.seed is not None:
             # a resumed run continues with a fresh, still reproducible, order instead of replaying the first batches
@@ -114,7 +113,7 @@ class Trainer:
         if not training:
             batch = min(batch, config.num_examples(split))
         return self.strategy.distribute_datasets_from_function(
-            lambda ctx: input_pipeline(config, split, batch, ctx, training=training))
+            lambda ctx: sources.input_pipeline(config, split, batch, ctx, training=training))
 
     # ---- steps
     def _replica_train_step(self, images, labels):
@@ -130,8 +129,8 @@ class Trainer:
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         n = tf.cast(tf.shape(logits)[0], tf.float32)
-        return {"loss": loss * replicas, "ce_sum": tf.reduce_sum(ce), "top1": optim.topk_correct(labels, logits, 1),
-                "top5": optim.topk_correct(labels, logits, 5), "count": n}
+        return {"loss": loss * replicas, "ce_sum": tf.reduce_sum(ce), "top1": topk_correct(labels, logits, 1),
+                "top5": topk_correct(labels, logits, 5), "count": n}
 
     def _make_train_loop(self):
         """tf.function(iterator, num_steps) -> (summed metrics, the first step with a non-finite loss or -1)."""
@@ -167,8 +166,8 @@ class Trainer:
         def replica_eval(images, labels):
             logits = tf.cast(self.model(images, training=False), tf.float32)
             ce = optim.cross_entropy(labels, logits, k)
-            return {"ce_sum": tf.reduce_sum(ce), "top1": optim.topk_correct(labels, logits, 1),
-                    "top5": optim.topk_correct(labels, logits, 5), "count": tf.cast(tf.shape(logits)[0], tf.float32)}
+            return {"ce_sum": tf.reduce_sum(ce), "top1": topk_correct(labels, logits, 1),
+                    "top5": topk_correct(labels, logits, 5), "count": tf.cast(tf.shape(logits)[0], tf.float32)}
 
         def eval_step(batch):
             out = strategy.run(replica_eval, args=batch)
@@ -379,10 +378,6 @@ class Trainer:
     # ---- export
     def export(self, export_dir=None, overwrite=True, **limits):
         """A SavedModel of the EMA (or raw) weights in float32, `model_dir/export/<step>` by default."""
-        from regnet_tf.data import sources
-        from regnet_tf.train.evaluate import serving_model
-        from regnet_tf.train.export import export_saved_model
-
         step = int(self.step.numpy())
         export_dir = export_dir or os.path.join(self.model_dir, "export", str(step))
         with self.ema_weights():

@@ -4,9 +4,10 @@
     model, config = weights.convert("timm", "regnety_040", "model.safetensors")   # a Keras model + its WeightsConfig
     weights.convert_file("timm", "regnety_040", "model.safetensors", "regnety_040.weights.h5")
 
-One module per source (`timm`, `pycls`, `keras2` for tf_keras and Keras 3) says how its tensors are named and how
-its networks differ from ours (padding, BN epsilon, input normalization); `core` moves the tensors and refuses a
-model that does not match. A converted ``.weights.h5`` carries its `WeightsConfig`, which the builder applies
+One module per source (`timm`, `pycls`, `keras_applications` for tf_keras and Keras 3) says how its tensors are
+named and how its networks differ from ours (padding, BN epsilon, input normalization); `core` moves the tensors and
+refuses a model that does not match. Models are assembled by `regnet_tf.models.common.keras_model`, the builder the
+factories use too. A converted ``.weights.h5`` carries its `WeightsConfig`, which that builder applies
 (``RegNetY040(weights="regnety_040.weights.h5")``). docs/WEIGHTS.md has the sources, conventions and tolerances.
 """
 
@@ -15,20 +16,22 @@ from __future__ import annotations
 import importlib
 import os
 
-from regnet_tf.models.registry import get_entry, unknown_name_error
+from regnet_tf.models.registry import unknown_name_error
 from regnet_tf.weights.core import ConversionError, Source, WeightsConfig, assign, read_config, read_tensors, save
+from regnet_tf.zoo import get_entry
 
-SOURCES = {"timm": ("regnet_tf.weights.timm", "SOURCE"), "pycls": ("regnet_tf.weights.pycls", "SOURCE"),
-           "tf_keras": ("regnet_tf.weights.keras2", "TF_KERAS"), "keras": ("regnet_tf.weights.keras2", "KERAS")}
+WEIGHT_SOURCES = {"timm": ("regnet_tf.weights.timm", "SOURCE"), "pycls": ("regnet_tf.weights.pycls", "SOURCE"),
+                  "tf_keras": ("regnet_tf.weights.keras_applications", "TF_KERAS"),
+                  "keras": ("regnet_tf.weights.keras_applications", "KERAS")}
 
-__all__ = ["SOURCES", "ConversionError", "Source", "WeightsConfig", "build", "convert", "convert_file", "get_source",
-           "read_config", "read_tensors", "save"]
+__all__ = ["WEIGHT_SOURCES", "ConversionError", "Source", "WeightsConfig", "convert", "convert_file",
+           "get_source", "read_config", "read_tensors", "save"]
 
 
 def get_source(name: str) -> Source:
-    if name not in SOURCES:
-        raise unknown_name_error("weights source", name, sorted(SOURCES))
-    module, attr = SOURCES[name]
+    if name not in WEIGHT_SOURCES:
+        raise unknown_name_error("weights source", name, sorted(WEIGHT_SOURCES))
+    module, attr = WEIGHT_SOURCES[name]
     return getattr(importlib.import_module(module), attr)
 
 
@@ -37,21 +40,6 @@ def _spec_and_name(model):
     if isinstance(model, str):
         return get_entry(model).spec.resolved(), get_entry(model).name
     return model.resolved(), ""
-
-
-def build(model, config: WeightsConfig, *, include_top=True, classes=None, input_shape=(None, None, 3), name=None,
-          classifier_activation=None):
-    """Our Keras model for weights with ``config``: the spec with the weights' options, the input adapter."""
-    import keras
-
-    from regnet_tf.models import common
-
-    spec, model_name = _spec_and_name(model)
-    spec = spec.replace(**config.spec)
-    inputs = keras.Input(shape=input_shape)
-    return common.keras_model(spec, inputs, inputs, include_top=include_top, classes=classes or config.classes,
-                              classifier_activation=classifier_activation, name=name or model_name or "model",
-                              input_adapter=config.input_adapter())
 
 
 def convert(source: str, model, input, *, arch: str = "", include_top=True, classes=1000, **config_fields):
@@ -72,7 +60,14 @@ def convert(source: str, model, input, *, arch: str = "", include_top=True, clas
     tensors = src.prepare(spec, tensors)
     config = WeightsConfig(model=model_name, source=source, classes=classes, **{**src.options(spec, tensors, arch),
                                                                                  **config_fields})
-    keras_model = build(model, config, include_top=include_top, classes=classes)
+    # Keras only here: `import regnet_tf.weights` (the convert command's flags read WEIGHT_SOURCES) loads no TensorFlow
+    import keras
+
+    from regnet_tf.models import common
+
+    keras_model = common.keras_model(spec, keras.Input(shape=(None, None, 3)), weights_config=config,
+                                     include_top=include_top, classes=classes, classifier_activation=None,
+                                     name=model_name or "model")
     what = f" of {input}" if isinstance(input, (str, os.PathLike)) else ""
     assign(keras_model, tensors, src, spec.replace(**config.spec), what=what)
     return keras_model, config

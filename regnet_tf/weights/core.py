@@ -1,5 +1,6 @@
 """What every weight converter shares: reading checkpoint files, the strict tensor-by-tensor assignment, the
-`WeightsConfig` that converted weights carry, and saving / reading both in one ``.weights.h5`` file.
+`WeightsConfig` that converted weights carry, saving / reading both in one ``.weights.h5`` file, and loading such a
+file by layer name into a model of any top, pooling or input shape (`load_by_name`).
 
 A source (timm, pycls, tf_keras, Keras; one module each in this package) is a `Source`: it names, for each of our
 weight-bearing layers, the prefix of its tensors in the source (``s1_b1_a`` -> ``s1.b1.conv1.conv``), says how the
@@ -15,10 +16,13 @@ import dataclasses
 import json
 import os
 import re
-import struct
 from typing import Callable, Dict, Optional, Tuple
 
+import h5py
+import ml_dtypes
 import numpy as np
+import safetensors
+import safetensors.numpy
 
 from regnet_tf.data.format import MEAN_RGB, STD_RGB
 
@@ -109,38 +113,24 @@ class Source:
     options: Callable = lambda spec, tensors, arch: {}
     prepare: Callable = lambda spec, tensors: tensors  # (spec, tensors) -> tensors, e.g. a BGR -> RGB stem
     # (input, spec) -> tensors, for inputs that are not checkpoint files (Keras models). `convert` hands the same
-    # mapping object on to prepare and options, so read may attach what options needs to it (keras2: input_norm).
+    # mapping object on to prepare and options, so read may attach what options needs to it
+    # (keras_applications: input_norm).
     read: Optional[Callable] = None
 
 
 # ---- reading checkpoint files ---- #
 
-_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
-                       "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
-
-
 def read_safetensors(path: str) -> Dict[str, np.ndarray]:
-    """A ``.safetensors`` file as numpy arrays (its format: 8-byte header size, JSON header, raw little-endian
-    data), without torch or the safetensors package. bfloat16 becomes float32."""
-    with open(path, "rb") as f:
-        data = f.read()
+    """A ``.safetensors`` file as numpy arrays, read by the ``safetensors`` package (no torch), which validates the
+    header and the offsets. bfloat16 becomes float32 (numpy reads bfloat16 through ``ml_dtypes``, which registers
+    the type with numpy; Keras and TensorFlow depend on it)."""
     try:
-        (n,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8:8 + n])
-    except (struct.error, ValueError, UnicodeDecodeError) as e:
-        raise ConversionError(f"{path} is not a .safetensors file ({e})") from None
-    base, out = 8 + n, {}
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        if info["dtype"] not in _SAFETENSORS_DTYPES:
-            raise ConversionError(f"{path}: tensor {key} has dtype {info['dtype']}, which regnet_tf cannot read")
-        start, end = info["data_offsets"]
-        a = np.frombuffer(data[base + start:base + end], _SAFETENSORS_DTYPES[info["dtype"]])
-        if info["dtype"] == "BF16":
-            a = (a.astype(np.uint32) << 16).view(np.float32)
-        out[key] = a.reshape(info["shape"])
-    return out
+        tensors = safetensors.numpy.load_file(path)
+    except (safetensors.SafetensorError, OSError, TypeError, AttributeError, ValueError) as e:
+        # SafetensorError: a bad header, offsets or size; TypeError / AttributeError: a dtype numpy cannot hold
+        raise ConversionError(f"{path} is not a .safetensors file regnet_tf can read ({' '.join(str(e).split())})") \
+            from None
+    return {k: a.astype(np.float32) if a.dtype == ml_dtypes.bfloat16 else a for k, a in tensors.items()}
 
 
 def _read_torch(path: str):
@@ -276,8 +266,6 @@ def assign(model, tensors: Dict[str, np.ndarray], source: Source, spec, *, what:
 def save(model, path: str, config: WeightsConfig) -> str:
     """Writes ``model``'s weights with ``config`` to ``path`` (``.weights.h5``) atomically (a temporary file in the
     same directory, renamed over the target)."""
-    import h5py
-
     path = os.fspath(path)
     if not path.endswith(".weights.h5"):
         raise ValueError(f"converted weights are saved as a Keras '.weights.h5' file; got {path}")
@@ -300,11 +288,78 @@ def read_config(path: str) -> Optional[WeightsConfig]:
     path = os.fspath(path)
     if not path.endswith(".h5"):
         return None
-    import h5py
-
     try:
         with h5py.File(path, "r") as f:
             text = f.attrs.get(CONFIG_ATTR)
     except OSError:
         return None
     return WeightsConfig.from_json(text if isinstance(text, str) else text.decode()) if text is not None else None
+
+
+def _file_layers(f, path: str) -> Dict[str, list]:
+    """{layer name: its variables in saved order} of a Keras 3 ``.weights.h5`` (``save_weights``): Keras keys each
+    layer by its class (``layers/conv2d_3/vars/0``, ``/1``, ...) and records the layer's name on the ``vars`` group
+    (Keras >= 3.6). Layers without variables are left out."""
+    out = {}
+    for group in f["layers"].values() if "layers" in f else ():
+        saved = group.get("vars")
+        if saved is None or not len(saved):
+            continue
+        name = saved.attrs.get("name")
+        if name is None:
+            raise ConversionError(f"{path} does not name its layers (written by Keras < 3.6): convert the weights "
+                                  "again with this Keras")
+        arrays = [saved[str(i)] for i in range(len(saved))]
+        out[name.decode() if isinstance(name, bytes) else str(name)] = [
+            np.array(a, dtype=ml_dtypes.bfloat16) if a.attrs.get("dtype") == "bfloat16" else a[()] for a in arrays]
+    return out
+
+
+def _names(items, limit: int = 8) -> str:
+    items = list(items)
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def load_by_name(model, path: str, *, unused_ok=()) -> int:
+    """Sets every weight-bearing layer of ``model`` from the layer of the same name in a Keras 3 ``.weights.h5``
+    file (any top, pooling or input shape: nothing else is built), through Keras's own per-layer loading
+    (`Layer.load_own_variables`, the inverse of the ``save_own_variables`` that wrote the file).
+
+    Raises `ConversionError` (one line) naming our layers missing in the file, layers whose variable shapes differ,
+    and weight-bearing layers of the file that ``model`` does not have, other than ``unused_ok`` (e.g. the file's
+    classifier, ``("predictions",)``, for a model built without its top); assigns nothing then. Returns the number
+    of variables assigned.
+    """
+    path = os.fspath(path)
+    try:
+        with h5py.File(path, "r") as f:
+            stored = _file_layers(f, path)
+    except OSError as e:
+        raise ConversionError(f"cannot read the weights file {path}: {' '.join(str(e).split())}") from None
+    plan, missing, shapes, nested = [], [], [], []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        own = {}
+        layer.save_own_variables(own)  # Keras's order of the layer's variables, as the file holds them
+        want = [tuple(own[str(i)].shape) for i in range(len(own))]
+        if len(want) != len(layer.weights):
+            nested.append(layer.name)  # a layer with layers inside: not a layout converted files have
+        elif layer.name not in stored:
+            missing.append(layer.name)
+        elif [tuple(a.shape) for a in stored[layer.name]] != want:
+            shapes.append(f"{layer.name} {want} vs {[tuple(a.shape) for a in stored[layer.name]]}")
+        else:
+            plan.append((layer, stored[layer.name]))
+    names = {layer.name for layer in model.layers}
+    extra = sorted(n for n in stored if n not in names and n not in unused_ok)
+    problems = [f"{title}: {_names(items)}" for title, items in (
+        ("missing in the file", missing), ("shapes that differ (model vs file)", shapes),
+        ("in the file but not in the model", extra), ("layers with nested layers, not loadable by name", nested))
+        if items]
+    if problems:
+        raise ConversionError(f"the weights {path} do not fit {model.name} (nothing was loaded; check the model "
+                              f"name and its options): {'; '.join(problems)}")
+    for layer, arrays in plan:
+        layer.load_own_variables({str(i): a for i, a in enumerate(arrays)})
+    return sum(len(arrays) for _, arrays in plan)

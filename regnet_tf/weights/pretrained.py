@@ -24,12 +24,12 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from regnet_tf import weights as _weights
-from regnet_tf.models.registry import get_entry
 from regnet_tf.weights.core import ConversionError, WeightsConfig, read_config
+from regnet_tf.zoo import get_entry
 
 TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained.json")
 CACHE_SUBDIR = os.path.join("models", "regnet_tf")
-IMAGENET = "imagenet"
+IMAGENET_WEIGHTS = "imagenet"  # weights="imagenet": the model's default tag (`default_tag`)
 
 
 class WeightsDownloadError(OSError):
@@ -78,8 +78,8 @@ def register_tag(model: str, tag: str, url: str, *, source: str = "timm", defaul
     mirror or a ``file://`` URL). ``fields``: the other `Entry` fields. ``default=True`` makes it the model's
     ``weights="imagenet"``. Returns the entry; `unregister_tag` removes it."""
     name = get_entry(model).name
-    if source not in _weights.SOURCES:
-        raise ValueError(f"unknown weights source {source!r}; valid: {', '.join(sorted(_weights.SOURCES))}")
+    if source not in _weights.WEIGHT_SOURCES:
+        raise ValueError(f"unknown weights source {source!r}; valid: {', '.join(sorted(_weights.WEIGHT_SOURCES))}")
     fields.update({k: tuple(fields[k]) for k in ("mean", "std") if fields.get(k) is not None})
     entry = Entry(model=name, tag=tag, source=source, url=url, default=default, **fields)
     rows = [e for e in _table().get(name, []) if e.tag != tag]
@@ -133,13 +133,13 @@ def default_tag(model: str) -> str:
     return default[0]
 
 
-def lookup(model: str, weights: str = IMAGENET) -> Entry:
+def lookup(model: str, weights: str = IMAGENET_WEIGHTS) -> Entry:
     """The entry of ``weights`` ("imagenet" or one of `tags` (model)) for a registered ``model``."""
     name = get_entry(model).name
     rows = entries(name)
     if not rows:
         raise _no_weights(name)
-    tag = default_tag(name) if weights == IMAGENET else weights
+    tag = default_tag(name) if weights == IMAGENET_WEIGHTS else weights
     for e in rows:
         if e.tag == tag:
             return e
@@ -175,7 +175,8 @@ def _download(entry: Entry, root: str, fname: str) -> str:
             f"at {os.path.join(directory, fname)} (the cache: cache_dir=, else $KERAS_HOME, else ~/.keras)") from None
 
 
-def weights_file(model: str, weights: str = IMAGENET, cache_dir: Optional[str] = None) -> Tuple[str, WeightsConfig]:
+def weights_file(model: str, weights: str = IMAGENET_WEIGHTS,
+                 cache_dir: Optional[str] = None) -> Tuple[str, WeightsConfig]:
     """(path of the converted ``.weights.h5``, its `WeightsConfig`) for public weights of ``model``: fetched and
     converted on the first call, read from the cache afterwards.
 

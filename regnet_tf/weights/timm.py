@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import re
 
-from regnet_tf.models.registry import get_spec
 from regnet_tf.weights.core import ConversionError, Source, architecture
+from regnet_tf.zoo import get_spec
 
 _REGNET_CODES = ("002", "004", "006", "008", "016", "032", "040", "064", "080", "120", "160", "320")
 # timm architecture -> our registry name (same architecture; the tf_ variants differ in padding and BN epsilon only)

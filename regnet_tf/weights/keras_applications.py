@@ -42,6 +42,7 @@ import numpy as np
 
 from regnet_tf.data.format import MEAN_RGB, STD_RGB
 from regnet_tf.weights.core import ConversionError, Source, architecture
+from regnet_tf.zoo import get_entry, list_models
 
 _RENAMED_VARS = {"depthwise_kernel": "kernel"}  # tf_keras's DepthwiseConv2D kernel
 _REGNET = {"a": "conv_1x1_1", "a_bn": "conv_1x1_1_bn", "b": "conv_3x3", "b_bn": "conv_3x3_bn",
@@ -215,8 +216,6 @@ def _tf_keras():
 def application_name(spec) -> str:
     """The Keras application of ``spec``'s architecture: our factory name (``RegNetX002``, ``ResNetRS50``,
     ``EfficientNetB0``), which tf_keras / Keras also use. Raises `ConversionError` when there is none."""
-    from regnet_tf.models.registry import get_entry, list_models
-
     pattern = {"anynet": r"regnet[xy]_\d+", "resnet": r"resnet_rs_\d+", "efficientnet": r"efficientnet_b\d"}
     want = architecture(spec)
     for name in list_models():
