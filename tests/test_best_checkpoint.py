@@ -16,12 +16,6 @@ from regnet_tf.train.best import BestCheckpoint
 from test_swa import _Killed, kill_before_save  # tests/ is on sys.path
 
 
-@pytest.fixture(scope="session")
-def env(demo_cache):
-    """The run's demo-data cache (tests/conftest.py: generated once, shared by the workers)."""
-    return {"REGNET_TF_DATA": demo_cache}
-
-
 def test_best_checkpoint_writes_atomically_and_counts_patience(tmp_path):
     v = tf.Variable(0.0)
     best = BestCheckpoint(str(tmp_path), tf.train.Checkpoint(v=v), patience=2)
@@ -79,8 +73,7 @@ def _weights(trainer):
     return [v.numpy().copy() for v in trainer.model.weights]
 
 
-def test_early_stopping_exports_the_best_checkpoint(env, monkeypatch, tmp_path):
-    monkeypatch.setenv("REGNET_TF_DATA", env["REGNET_TF_DATA"])
+def test_early_stopping_exports_the_best_checkpoint(demo_cache, tmp_path):
     model_dir = str(tmp_path / "run")
     calls = {}
     trainer = _scripted_trainer(_recipe("train.patience=2"), model_dir, [10.0, 30.0, 20.0, 25.0], calls)
@@ -106,8 +99,7 @@ def test_early_stopping_exports_the_best_checkpoint(env, monkeypatch, tmp_path):
     assert any("stopped early at step 8" in line for line in again["log"]) and int(rerun.step.numpy()) == 4
 
 
-def test_resumed_run_keeps_the_known_best_and_its_patience(env, monkeypatch, tmp_path):
-    monkeypatch.setenv("REGNET_TF_DATA", env["REGNET_TF_DATA"])
+def test_resumed_run_keeps_the_known_best_and_its_patience(demo_cache, tmp_path):
     model_dir = str(tmp_path / "run")
     r = _recipe("train.patience=3")
     first = {}
@@ -123,8 +115,7 @@ def test_resumed_run_keeps_the_known_best_and_its_patience(env, monkeypatch, tmp
     assert int(trainer.step.numpy()) == 4
 
 
-def test_minival_split_for_evaluations_and_both_at_the_end(env, monkeypatch, tmp_path):
-    monkeypatch.setenv("REGNET_TF_DATA", env["REGNET_TF_DATA"])
+def test_minival_split_for_evaluations_and_both_at_the_end(demo_cache, tmp_path):
     model_dir = str(tmp_path / "run")
     calls = {}
     trainer = _scripted_trainer(_recipe("data.minival_shards=1"), model_dir, [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
@@ -142,12 +133,11 @@ def test_minival_split_for_evaluations_and_both_at_the_end(env, monkeypatch, tmp
     assert os.path.isdir(os.path.join(model_dir, "minival"))  # its TensorBoard scalars
 
 
-def test_minival_end_to_end_with_the_data_split(env, monkeypatch, tmp_path):
+def test_minival_end_to_end_with_the_data_split(demo_cache, tmp_path):
     """Real evaluations on the held-out demo shard (regnet_tf.data's "minival" split): during training and for the
     best checkpoint; the final report on minival and validation."""
     from regnet_tf.train.trainer import Trainer
 
-    monkeypatch.setenv("REGNET_TF_DATA", env["REGNET_TF_DATA"])
     overrides = shortcut_overrides(data="demo", steps=4) + [
         "data.image_size=32", "train.global_batch_size=16", "train.eval_steps=2", "train.steps_per_loop=2",
         "schedule.warmup_epochs=0", "schedule.base_lr=0.05", "schedule.base_batch_size=16", "train.keep_best=true",

@@ -16,12 +16,6 @@ from regnet_tf.train import swa as swa_lib
 from regnet_tf.train.cadence import Cadence
 
 
-@pytest.fixture(scope="session")
-def env(demo_cache):
-    """The run's demo-data cache (tests/conftest.py: generated once, shared by the workers)."""
-    return {"REGNET_TF_DATA": demo_cache}
-
-
 def _tiny_model():
     from regnet_tf import AnyNetSpec
     from regnet_tf.applications import build_model
@@ -168,8 +162,7 @@ def _running_mean(snapshots):
     return avg
 
 
-def test_swa_run_interrupted_and_resumed(env, monkeypatch, tmp_path):
-    monkeypatch.setenv("REGNET_TF_DATA", env["REGNET_TF_DATA"])
+def test_swa_run_interrupted_and_resumed(demo_cache, tmp_path):
     r = _recipe()
     # uninterrupted: snapshots at steps 4, 6, 8
     whole = {}

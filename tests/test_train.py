@@ -39,8 +39,7 @@ def env(demo_cache):
 
 
 def run(script, *args, env, timeout=420, **kwargs):
-    return subprocess.run([sys.executable, os.path.join(REPO, "launch", script), *args], capture_output=True,
-                          text=True, env=env, timeout=timeout, cwd=REPO, **kwargs)
+    return conftest.run_launcher(script, *args, env=env, timeout=timeout, **kwargs)
 
 
 def checkpoint_steps(model_dir):

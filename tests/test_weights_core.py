@@ -323,14 +323,13 @@ def as_timm_state_dict(model, spec):
 
 def test_convert_eval_and_export_commands(tmp_path, demo_cache):
     import os
-    import subprocess
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from conftest import run_launcher
+
     env = dict(os.environ, REGNET_TF_DATA=demo_cache, TF_CPP_MIN_LOG_LEVEL="3")
 
     def run(script, *args):
-        return subprocess.run([sys.executable, os.path.join(repo, "launch", script), *args], capture_output=True,
-                              text=True, env=env, cwd=repo, timeout=600)
+        return run_launcher(script, *args, env=env)
 
     source = build_model("regnetx_002", input_shape=(64, 64, 3), classes=10, classifier_activation=None)
     np.savez(tmp_path / "x002.npz", **as_timm_state_dict(source, get_spec("regnetx_002").resolved()))
