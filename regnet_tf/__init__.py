@@ -6,7 +6,7 @@ environment variables, no TensorFlow settings); the command-line tools (`regnet_
 """
 
 # isort: off  (zoo first: it imports the family modules in zoo order, the order of list_models())
-from regnet_tf.zoo import complexity, get_entry, get_spec, list_models, resolve, scale, to_anynet
+from regnet_tf.zoo import complexity, feature_info, get_entry, get_spec, list_models, resolve, scale, to_anynet
 from regnet_tf.models.anynet import AnyNetSpec, adjust_block_compatibility
 from regnet_tf.models.efficientnet import EffNetSpec
 from regnet_tf.models.regnet import RegNetSpec, generate_regnet
@@ -16,14 +16,15 @@ from regnet_tf.models.resnet import ResNetSpec
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnyNetSpec", "EffNetSpec", "RegNetSpec", "ResNetSpec", "adjust_block_compatibility", "build_model",
-    "complexity", "generate_regnet", "get_entry", "get_spec", "list_models", "resolve", "scale", "to_anynet",
+    "AnyNetSpec", "EffNetSpec", "RegNetSpec", "ResNetSpec", "adjust_block_compatibility", "build_backbone",
+    "build_model", "complexity", "feature_info", "generate_regnet", "get_entry", "get_spec", "list_models", "resolve",
+    "scale", "to_anynet",
 ]
 
 
 def __getattr__(name):
-    if name == "build_model":  # imports TensorFlow, so only on demand
-        from regnet_tf.applications import build_model
+    if name in ("build_model", "build_backbone"):  # import TensorFlow, so only on demand
+        from regnet_tf import applications
 
-        return build_model
+        return getattr(applications, name)
     raise AttributeError(f"module 'regnet_tf' has no attribute {name!r}")

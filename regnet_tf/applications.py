@@ -26,7 +26,7 @@ from regnet_tf.data.format import MEAN_RGB, STD_RGB
 from regnet_tf.models import common
 from regnet_tf.weights import pretrained
 from regnet_tf.weights.core import load_by_name, read_config
-from regnet_tf.zoo import get_entry, list_models, resolve
+from regnet_tf.zoo import feature_info, get_entry, list_models, resolve
 
 # Aliases of the one definition, `regnet_tf.data.format.MEAN_RGB` / `STD_RGB` (0-1 scale).
 IMAGENET_MEAN_RGB = MEAN_RGB
@@ -163,6 +163,32 @@ def build_model(model, include_top=True, weights=None, input_tensor=None, input_
     return model_
 
 
+def build_backbone(model, weights=None, input_shape=None, input_tensor=None, levels=None, name=None,
+                   include_preprocessing=False):
+    """A registered model (by name) or a spec as a multi-scale backbone: a `keras.Model` whose output is a dict of
+    feature maps {"P2": ..., "P5": ...} (keras-hub's ``pyramid_outputs`` keys), one per `regnet_tf.feature_info`
+    level (``levels``: None for all, or ints (2, 3) or names ("P2", "P3")).
+
+    It is `build_model` (``include_top=False``) cut at the layers `feature_info` names: the same layer names as the
+    classifier, so the same weights serve both. ``weights``: None, "imagenet", a tag of public weights or a local
+    file, as `build_model`; a Keras ``.weights.h5`` saved from the classifier (or the backbone) of the same model is
+    loaded by layer name (`regnet_tf.weights.core.load_by_name`), and a file of another model is an error.
+    ``input_shape`` defaults to (None, None, 3); a level of an input of height H has ceil(H / stride) rows.
+    docs/BACKBONES.md has the levels of each family and the mapping to timm and keras-hub.
+    """
+    infos = feature_info(model, levels=levels)  # checks the levels before anything is built
+    path, config = resolve_weights(model, weights)  # a tag is fetched and converted here (once), then a local file
+    by_name = path is not None and config is None and path.endswith(".weights.h5")  # a plain Keras weights file
+    base = build_model(model, include_top=False, weights=None if by_name else path, input_tensor=input_tensor,
+                       input_shape=input_shape, name=name, include_preprocessing=include_preprocessing)
+    outputs = {info.name: base.get_layer(info.layer).output for info in infos}
+    backbone = keras.Model(base.input, outputs, name=name or f"{base.name}_backbone")
+    if by_name:  # the file's layers past the deepest level (head conv, classifier) are the model's own: not loaded
+        kept = {layer.name for layer in backbone.layers}
+        load_by_name(backbone, path, unused_ok=("predictions", *(x.name for x in base.layers if x.name not in kept)))
+    return backbone
+
+
 _DOC = """Builds {paper_name} ({name}, default resolution {resolution} px) as a Keras model.
 
 Source of the configuration: {source}.
@@ -198,7 +224,7 @@ def _make_factory(entry):
     return factory
 
 
-__all__ = ["build_model", "preprocess_input", "decode_predictions"]
+__all__ = ["build_model", "build_backbone", "preprocess_input", "decode_predictions"]
 for _name in list_models():
     _entry = get_entry(_name)
     globals()[_entry.factory] = _make_factory(_entry)

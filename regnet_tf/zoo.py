@@ -8,8 +8,10 @@ Pure Python: no TensorFlow. Also the zoo table (`rows`, `format_table`; ``regnet
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
-from typing import Dict, List
+import numbers
+from typing import Dict, List, Optional, Tuple
 
 from regnet_tf import counter, scaling
 from regnet_tf.models import registry
@@ -102,6 +104,66 @@ def scale(spec_or_name, factor: float, strategy: str = "dWr", alpha: float = 0.8
 def describe(spec_or_name) -> str:
     """One line per stage: depth, width, group width or expansion (for the scale CLI)."""
     return resolve(spec_or_name).describe()
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureInfo:
+    """One level of a model's feature pyramid (`feature_info`, `regnet_tf.applications.build_backbone`)."""
+
+    name: str  # "P2": keras-hub's `pyramid_outputs` key
+    level: int  # stride = 2 ** level
+    stride: int  # cumulative stride (timm's `reduction`)
+    channels: int
+    layer: str  # the Keras layer whose output is this map (the same name in the classifier)
+    shape: Optional[Tuple[int, int, int]] = None  # (h, w, channels) at the `input_size` asked for, else None
+
+
+def feature_info(model, input_size=None, levels=None) -> List[FeatureInfo]:
+    """The feature pyramid of a registered model name or a spec: one `FeatureInfo` per stride, in network order.
+
+    The levels come from ``spec.feature_layers()`` (the stem output and each stage output; never the head conv): at
+    each stride the deepest layer is the level, so a stage with stride 1 replaces the output before it (EfficientNet's
+    stage 1 replaces its stem at stride 2, a ResNet's stage 1 its stem pool at stride 4). Level k has stride 2 ** k
+    and is named "P{k}". ``levels``: None (all), or ints (2, 3) or names ("P2", "P3"); an unknown level is a
+    ValueError that lists the model's levels. ``input_size`` (int or (h, w)) fills ``shape``: each stride-2 layer
+    maps h to (h - 1) // 2 + 1 = ceil(h / 2), so level k of an input of height H has ceil(H / 2 ** k) rows
+    (= ceil(ceil(H / 2) / 2) ..., k times): 65 px gives 33, 17, 9, 5, 3 at P1 ... P5.
+    """
+    layers_ = resolve(model).feature_layers()
+    by_stride = {}
+    for layer, stride, channels in layers_:
+        if stride < 1 or stride & (stride - 1):
+            raise ValueError(f"{layer} has stride {stride}, not a power of 2: it is no pyramid level")
+        if by_stride and stride < max(by_stride):
+            raise ValueError(f"feature_layers() of {model!r} is not in network order: {layers_}")
+        by_stride[stride] = (layer, channels)  # the deepest layer at each stride wins
+    if input_size is None:
+        size = None
+    else:
+        size = (int(input_size),) * 2 if isinstance(input_size, numbers.Integral) else tuple(int(n) for n in input_size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"input_size must be an int or (height, width); got {input_size!r}")
+    infos = []
+    for stride, (layer, channels) in sorted(by_stride.items()):
+        level = stride.bit_length() - 1
+        shape = None if size is None else (*((n - 1) // stride + 1 for n in size), channels)
+        infos.append(FeatureInfo(f"P{level}", level, stride, channels, layer, shape))
+    if levels is None:
+        return infos
+    if isinstance(levels, (numbers.Integral, str)):
+        levels = (levels,)
+    valid = {info.name: info for info in infos}
+    wanted = set()
+    for level in levels:
+        integral = isinstance(level, numbers.Integral) and not isinstance(level, bool)
+        key = f"P{int(level)}" if integral else str(level).upper() if isinstance(level, str) else None
+        if key not in valid:
+            raise ValueError(f"unknown feature level {level!r}; this model's levels are {', '.join(valid)} (or the "
+                             f"ints {', '.join(str(i.level) for i in infos)})")
+        wanted.add(key)
+    if not wanted:
+        raise ValueError(f"levels={levels!r} selects no level; this model's levels are {', '.join(valid)}")
+    return [info for info in infos if info.name in wanted]
 
 
 COLUMNS = ("model", "factory", "paper name", "resolution", "GMACs", "params (M)", "acts (M)")

@@ -23,7 +23,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Modules whose module-scoped fixtures are expensive (exports, CLI processes started at once): one worker runs each
 # whole, so its fixtures are built once. Every other test is scheduled on its own.
-ONE_WORKER_MODULES = ("test_benchmark.py", "test_export.py", "test_fuzz.py", "test_serving_limits.py")
+ONE_WORKER_MODULES = ("test_benchmark.py", "test_export.py", "test_finetune.py", "test_fuzz.py",
+                      "test_serving_limits.py")
 # The slowest tests and modules (seconds on our 2-core machines, `--durations`): they start first, so that no worker
 # ends the run on a long test while the other is idle. The rest runs after them, in file order.
 SLOW_FIRST = (
@@ -41,6 +42,7 @@ SLOW_FIRST = (
     "tests/test_train.py::test_mixed_precision_training",
     "tests/test_train.py::test_sigkill_and_resume",
     "tests/test_data.py::test_benchmark_input_cli",
+    "tests/test_finetune.py",
     "tests/test_train.py::test_sigterm_saves_a_checkpoint_and_exits",
     "tests/test_best_checkpoint.py::test_early_stopping_exports_the_best_checkpoint",
     "tests/test_serving_limits.py",

@@ -170,10 +170,12 @@ def test_leaves_import_without_tensorflow():
 
 
 def _jpeg_folder(root, classes=("cat", "dog")):
+    """Two images per class: one held out for validation, one to train on (regnet_tf.data.folder)."""
     for name in classes:
         os.makedirs(os.path.join(root, name), exist_ok=True)
-        with open(os.path.join(root, name, "0.jpg"), "wb") as f:
-            f.write(tf.io.encode_jpeg(BANDS).numpy())
+        for i in range(2):
+            with open(os.path.join(root, name, f"{i}.jpg"), "wb") as f:
+                f.write(tf.io.encode_jpeg(BANDS).numpy())
     return str(root)
 
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import keras
-from regnet_tf import AnyNetSpec, RegNetSpec, complexity, list_models
+from regnet_tf import AnyNetSpec, RegNetSpec, complexity, feature_info, list_models
 from regnet_tf import applications as apps
 from regnet_tf.applications import build_model, preprocess_input
 from regnet_tf.layers import Conv2D, MaxPool2D
@@ -69,6 +69,15 @@ def test_built_model_equals_counter_for_every_zoo_model(name):
         model = build_model(name, input_shape=(65, 65, 3))
     assert keras_complexity(model) == complexity(name, 65)
     assert model.name == name and model.output_shape == (None, 1000)
+    # the feature pyramid (build_backbone's outputs): each level's layer has feature_info's shape at 65 px, the
+    # strides strictly increase, and the last level is the map the classifier pools
+    infos = feature_info(name, 65)
+    for info in infos:
+        assert model.get_layer(info.layer).output.shape == (None, *info.shape), info
+        assert info.stride == 2 ** info.level and info.name == f"P{info.level}"
+    strides = [info.stride for info in infos]
+    assert strides == sorted(set(strides)) and len(strides) >= 4, strides
+    assert model.get_layer("avg_pool").input.shape[1:3] == infos[-1].shape[:2]
 
 
 @pytest.mark.parametrize("block", sorted(TINY))

@@ -244,7 +244,7 @@ import os, sys
 before = dict(os.environ)
 import regnet_tf
 from regnet_tf.train import recipe
-from regnet_tf.data import config, format
+from regnet_tf.data import config, folder, format
 assert regnet_tf.complexity("regnety_016")["flops"] == 1612087326
 regnet_tf.scale("regnety_040", 4)
 r = recipe.load("demo")

@@ -18,6 +18,7 @@ FAMILIES = [  # heading, the recipes directory
     ("RegNet paper baselines (Tables 3 and 4)", "regnet_baselines"),
     ("Fast scaling (Tables 5 / 6, searches)", "fast_scaling"),
     ("EfficientNet-RS", "efficientnet_rs"),
+    ("Fine-tuning and transfer (docs/TRANSFER.md; Revisiting ResNets section 7.4)", "finetune"),
 ]
 COLUMNS = ("recipe", "model", "res", "epochs", "batch", "peak lr", "opt", "wd", "LS", "RA (n, m)", "AA / mixup",
            "SD", "dropout", "average", "paper top-1")
@@ -34,6 +35,8 @@ def row(r):
     for key, mark in (("se_ratio", "+SE"), ("resnetd_shortcut", "+D")):
         if r.model.spec.get(key):
             model += f" {mark}"
+    if r.finetune.weights:
+        model += f" from `{r.finetune.weights}`"
     average = "-"
     if r.ema.decay:
         average = f"EMA {_num(r.ema.decay)}" + (" (BN mom. 0)" if r.model.spec.get("bn_momentum") == 0 else "")
@@ -64,7 +67,8 @@ def section():
              "tables are current). SD = stochastic depth / drop connect, LS = label smoothing, RA = RandAugment (layers,",
              "magnitude), AA = AutoAugment, \"(BN mom. 0)\" = EMA with BN momentum 0, wd \"all\" = also BN and biases,",
              "opt = optimizer, paper top-1 \"(zoo x)\" = the released model's top-1 where it differs. \"+SE\" / \"+D\" =",
-             "`model.spec` adds squeeze-excitation / ResNet-D. A scaled model is `base xfactor` (`model.scale`).", ""]
+             "`model.spec` adds squeeze-excitation / ResNet-D. A scaled model is `base xfactor` (`model.scale`); \"from",
+             "`weights`\" = fine-tuned from those weights (`finetune.weights`).", ""]
     for heading, folder in FAMILIES:
         names = [n for n in recipe.list_recipes() if os.path.basename(os.path.dirname(index[n])) == folder]
         lines += [f"#### {heading}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -86,9 +90,9 @@ def render(text):
 def main():
     sys.path.insert(0, HERE)
     with open(DOC, encoding="utf-8") as f:
-        text = f.read()
+        text = render(f.read())  # before opening the file for writing: a failure leaves it as it was
     with open(DOC, "w", encoding="utf-8") as f:
-        f.write(render(text))
+        f.write(text)
     print(f"wrote {DOC}")
 
 

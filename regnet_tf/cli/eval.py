@@ -66,10 +66,12 @@ def _evaluate_weights(recipe_lib, check_data, evaluate, overrides):
     import dataclasses
 
     from regnet_tf.applications import build_model, resolve_weights  # imports TensorFlow (after cli.run)
+    from regnet_tf.data import folder
 
     _, config = resolve_weights(FLAGS.model, FLAGS.weights)
     recipe = recipe_lib.from_dict(recipe_lib.apply_overrides({}, overrides))
     data = recipe.data if config is None else dataclasses.replace(recipe.data, **config.eval_settings())
+    data = folder.resolve(data)  # an image folder: its class count (the classifier's outputs) and split sizes
     model = build_model(FLAGS.model, weights=FLAGS.weights, classes=data.num_classes, classifier_activation=None,
                         input_shape=(data.image_size, data.image_size, 3))
     check_data(data, (FLAGS.split,))

@@ -10,10 +10,11 @@ from regnet_tf.train import recipe as recipe_lib
 
 
 def shortcut_overrides(data=None, data_dir=None, global_batch_size=None, epochs=None, steps=None,
-                       mixed_precision=None):
+                       mixed_precision=None, weights=None):
     """The flags as overrides. `data="demo"` switches to the built-in demo data (its class count and split sizes
     are the source's; the recipe's image size and schedule stay: shorten them with --set / --epochs).
-    `global_batch_size` scales the learning rate linearly (the recipe's lr is per schedule.base_batch_size)."""
+    `global_batch_size` scales the learning rate linearly (the recipe's lr is per schedule.base_batch_size).
+    `weights`: the weights a fine-tuning run starts from (finetune.weights)."""
     out = []
     if data is not None:
         if data not in DATA_SOURCES:
@@ -29,6 +30,8 @@ def shortcut_overrides(data=None, data_dir=None, global_batch_size=None, epochs=
         out.append(f"train.steps={int(steps)}")
     if mixed_precision is not None:
         out.append(f"runtime.mixed_precision={mixed_precision}")
+    if weights is not None:
+        out.append(f"finetune.weights={weights}")
     return out
 
 

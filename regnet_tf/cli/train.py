@@ -23,6 +23,8 @@ def define_flags():
     flags.DEFINE_enum("data", None, DATA_SOURCES, "Data source (default: the recipe's; with --data_dir on a demo recipe: "
                       "what the directory holds).")
     flags.DEFINE_string("data_dir", None, "TFRecord / TFDS / image-folder directory.")
+    flags.DEFINE_string("weights", None, "Fine-tune: start from 'imagenet', a weights tag, a .weights.h5 / .keras "
+                        "file or another run's model_dir (sets finetune.weights; docs/TRANSFER.md).")
     flags.DEFINE_string("model_dir", None, "Checkpoints, logs and exports (default: runs/<recipe>).")
     flags.DEFINE_enum("strategy", "auto", DISTRIBUTION_STRATEGIES, "Distribution strategy.")
     flags.DEFINE_string("tpu", None, "TPU name, grpc://address:8470, or 'local' (with --strategy tpu).")
@@ -58,7 +60,7 @@ def main(argv):
         raise ValueError("--recipe is required (python launch/train.py --list_recipes lists them; --recipe demo "
                          "trains on built-in data)")
     shortcuts = shortcut_overrides(FLAGS.data, FLAGS.data_dir, FLAGS.global_batch_size, FLAGS.epochs, FLAGS.steps,
-                                   FLAGS.mixed_precision)
+                                   FLAGS.mixed_precision, FLAGS.weights)
     # a bad recipe fails here, before TensorFlow loads
     recipe = load_recipe(FLAGS.recipe, shortcuts, FLAGS.set, FLAGS.data, FLAGS.data_dir)
     from regnet_tf.train import distribute  # imports TensorFlow: only after cli.run set the environment

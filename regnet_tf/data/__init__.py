@@ -23,7 +23,7 @@ _NAMES = {  # public name -> module that defines it
     "check_records": "records", "folder_to_tfrecords": "records", "make_example": "records",
     "write_shards": "records",
 }
-_MODULES = ("augment", "bench", "config", "demo", "format", "mixup", "preprocess", "records", "sources")
+_MODULES = ("augment", "bench", "config", "demo", "folder", "format", "mixup", "preprocess", "records", "sources")
 
 __all__ = sorted([*_NAMES, "demo", "preprocess", "records"])
 

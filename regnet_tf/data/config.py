@@ -2,10 +2,17 @@
 
     config = DataConfig(data_dir="/data/imagenet")        # ImageNet-format TFRecords, 1000 classes
     config = DataConfig(source="demo", image_size=64)     # the built-in demo data: 10 classes, 5,000 + 1,000 images
+    config = folder.resolve(DataConfig(source="folder", data_dir="photos/"))   # your own images: photos/<class>/
 
 Sizes: `num_classes`, `num_train_examples` and `num_eval_examples` left None are the source's: the demo data's
-(`DEMO_SIZES`) for source="demo", ImageNet-1k's (`IMAGENET_SIZES`) for the others. The demo data has exactly 10
-classes, so another explicit num_classes with source="demo" is an error.
+(`DEMO_SIZES`) for source="demo", ImageNet-1k's (`IMAGENET_SIZES`) for tfrecord and tfds. The demo data has exactly
+10 classes, so another explicit num_classes with source="demo" is an error. For source="folder" they stay None until
+`regnet_tf.data.folder.resolve(config)` fills them from the folder (its class count, the split's sizes; it also sets
+`split_file`); `num_trained_examples` / `num_examples()` of an unresolved folder config are a ValueError saying so.
+A folder without a validation/ subfolder holds out `validation_fraction` of each class (seeded by `split_seed`).
+
+TFDS: split "train" reads the TFDS split "train", split "validation" reads `tfds_eval_split` (default "validation";
+e.g. "test" for cifar100, which has no "validation").
 
 Labels: records store class k as k + 1 (ImageNet's 1..1000). `stored_label_offset` is what the reader adds to a
 stored label: `label_offset` (default -1) for TFRecords, -1 for the demo data (written by us), 0 for TFDS and image
@@ -55,7 +62,7 @@ class DataConfig:
 
     source: str = "tfrecord"  # tfrecord | tfds | folder | demo
     data_dir: str | None = None  # tfrecord: the shards; tfds: the TFDS data_dir; folder: root; demo: cache dir
-    num_classes: int | None = None  # None: the source's (demo 10, else ImageNet's 1000)
+    num_classes: int | None = None  # None: the source's (demo 10, folder: its classes, else ImageNet's 1000)
     num_train_examples: int | None = None  # sets the steps per epoch of training; None: the source's
     num_eval_examples: int | None = None
     label_offset: int = LABEL_OFFSET  # added to stored TFRecord labels: ImageNet's 1..1000 -> 0..999 (0: keep them)
@@ -67,6 +74,11 @@ class DataConfig:
     num_minival_examples: int | None = None  # None: estimated from minival_shards (module docstring); 0 without
     tfds_name: str = "imagenet2012"
     tfds_manual_dir: str | None = None  # where ILSVRC2012_img_{train,val}.tar are, to prepare the TFDS dataset
+    tfds_eval_split: str = "validation"  # the TFDS split read as our "validation" (cifar100: "test")
+    # folder without a validation/ subfolder: the fraction of each class held out for validation, and its seed
+    validation_fraction: float = 0.1
+    split_seed: int = 0
+    split_file: str | None = None  # a data_split.json written by regnet_tf.data.folder.resolve (the run's split)
     image_size: int = 224
     # training augmentation
     crop_area_range: tuple[float, float] = (0.08, 1.0)
@@ -106,17 +118,19 @@ class DataConfig:
     def __post_init__(self):
         if self.source not in DATA_SOURCES:
             raise ValueError(f"DataConfig: source must be one of {DATA_SOURCES}; got {self.source!r}")
-        sizes = DEMO_SIZES if self.source == "demo" else IMAGENET_SIZES
+        sizes = {"demo": DEMO_SIZES, "folder": None}.get(self.source, IMAGENET_SIZES)
         if self.source == "demo" and self.num_classes not in (None, DEMO_SIZES.num_classes):
             raise ValueError(f"DataConfig: the demo data has {DEMO_SIZES.num_classes} classes; got num_classes="
                              f"{self.num_classes}. Leave num_classes unset (None: the source's) or set "
                              f"{DEMO_SIZES.num_classes}; for your own data, set source to tfrecord, folder or tfds")
-        for name, default in sizes._asdict().items():
+        for name, default in (sizes._asdict().items() if sizes else ()):  # folder: set by folder.resolve
             if getattr(self, name) is None:
                 object.__setattr__(self, name, default)  # frozen: fill in the source's size once
         checks = [
-            (self.num_classes >= 1, "num_classes must be >= 1"),
-            (self.num_train_examples >= 1 and self.num_eval_examples >= 1, "num_*_examples must be >= 1"),
+            (self.num_classes is None or self.num_classes >= 1, "num_classes must be >= 1"),
+            (all(n is None or n >= 1 for n in (self.num_train_examples, self.num_eval_examples)),
+             "num_*_examples must be >= 1"),
+            (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
             (self.image_size >= 8, "image_size must be >= 8"),
             (self.resize_method in RESIZE_METHODS, f"resize_method in {RESIZE_METHODS}"),
             (self.eval_mode in EVAL_MODES, f"eval_mode must be one of {EVAL_MODES}"),
@@ -160,9 +174,15 @@ class DataConfig:
             raise ValueError(f"DataConfig: num_minival_examples={given} must be in 1..num_train_examples-1 "
                              f"(num_train_examples={self.num_train_examples}, minival_shards={m})")
 
+    def _check_resolved(self):
+        if None in (self.num_classes, self.num_train_examples, self.num_eval_examples):
+            raise ValueError(f"DataConfig: the sizes of the folder {self.data_dir!r} are not known yet; call "
+                             f"regnet_tf.data.folder.resolve(config) first (it counts the classes and images)")
+
     @property
     def num_trained_examples(self) -> int:
         """The images training reads: num_train_examples less the minival's (it sets the steps per epoch)."""
+        self._check_resolved()
         return self.num_train_examples - self.num_minival_examples
 
     def num_examples(self, split) -> int:

@@ -2,6 +2,7 @@
 
     path = demo.ensure()                      # $REGNET_TF_DATA/demo or ~/.cache/regnet_tf/demo (generates once)
     ds = input_pipeline(demo.config(image_size=64), "train", global_batch_size=128)
+    demo.write_folder("photos/", classes=("disk", "square", "ring"), per_class=20)   # as JPEGs: photos/<class>/
 
 Every image (height and width each 48-96 px) has a smooth two-colour background with noise, and one object:
 a shape (disk, square, triangle, ring, cross, ellipse) or a textured patch (stripes, checkerboard, dots, grid),
@@ -101,6 +102,12 @@ def _mask(rng, label, h, w):
 
 def render(rng, label, height, width):
     """One uint8 RGB image (height, width, 3) of class `label`."""
+    return render_with_mask(rng, label, height, width)[0]
+
+
+def render_with_mask(rng, label, height, width):
+    """`render`'s image and the object's float32 mask (height, width) in [0, 1] (a dense target, e.g. for a
+    segmentation head: docs/BACKBONES.md); the image is the one `render` draws from the same generator state."""
     bg0 = _colour(rng)
     bg1 = np.clip(bg0 + rng.uniform(-60, 60, 3), 0, 255)
     g = rng.uniform(-1, 1, 2)
@@ -112,7 +119,7 @@ def render(rng, label, height, width):
     m = _mask(rng, label, height, width)[..., None]
     image = image * (1 - m) + fg * m
     image += rng.normal(0, 6, image.shape)
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return np.clip(np.round(image), 0, 255).astype(np.uint8), m[..., 0]
 
 
 def _example(seed, split, index, min_size, max_size):
@@ -188,3 +195,38 @@ def config(**overrides):
               **DEMO_SIZES._asdict()}
     fields.update(overrides)
     return DataConfig(**fields)
+
+
+def write_folder(root, classes=None, per_class=20, validation_per_class=0, seed=0, min_size=48, max_size=96):
+    """The demo images as an image folder (your own data's layout, source="folder"): `per_class` JPEGs
+    `root/<class name>/<i>.jpg` of each class, or `root/train/<class name>/<i>.jpg` and
+    `root/validation/<class name>/<i>.jpg` (`validation_per_class` of them) when validation_per_class > 0.
+    `classes`: names or indices of `DEMO_CLASSES` (default all 10), e.g. ("disk", "square", "triangle", "ring",
+    "cross") for 5 shape classes. Each image is drawn by `render` with its own generator (seed, split, class, i):
+    another seed gives other images. Each file is written to a temporary name and renamed. Returns root."""
+    names = []
+    for c in DEMO_CLASSES if classes is None else classes:
+        name = DEMO_CLASSES[c] if isinstance(c, (int, np.integer)) else c
+        if name not in DEMO_CLASSES:
+            raise ValueError(f"write_folder: unknown demo class {c!r}; the demo classes are {', '.join(DEMO_CLASSES)}")
+        names.append(name)
+    if per_class < 1 or validation_per_class < 0:
+        raise ValueError(f"write_folder: per_class must be >= 1 and validation_per_class >= 0; got {per_class}, "
+                         f"{validation_per_class}")
+    root = os.fspath(root)
+    splits = ((("train", per_class), ("validation", validation_per_class)) if validation_per_class
+              else (("", per_class),))
+    for split, count in splits:
+        for name in names:
+            label = DEMO_CLASSES.index(name)
+            folder = os.path.join(root, split, name) if split else os.path.join(root, name)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(count):
+                rng = np.random.default_rng([seed, SPLIT_IDS[split or "train"], label, i, 1])  # 1: not the records'
+                h, w = (int(s) for s in rng.integers(min_size, max_size + 1, 2))
+                data = tf.io.encode_jpeg(render(rng, label, h, w), quality=90).numpy()
+                path = os.path.join(folder, f"{i}.jpg")
+                with open(path + ".tmp", "wb") as f:
+                    f.write(data)
+                os.replace(path + ".tmp", path)
+    return root

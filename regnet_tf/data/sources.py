@@ -1,4 +1,5 @@
 """Input pipelines: ImageNet-format TFRecords, TFDS `imagenet2012`, an image folder, the built-in demo data.
+Length: the four sources feed one pipeline through one record layout and one set of error checks.
 
     config = DataConfig(data_dir="/data/imagenet")                    # train-* / validation-* TFRecords
     ds = input_pipeline(config, "train", global_batch_size=1024, input_context=ctx)   # per-replica batches
@@ -9,6 +10,11 @@ Each element is (images [B, S, S, 3] of `config.dtype`, labels): int32 class ids
 soft labels [B, num_classes] when MixUp/CutMix is on. Training streams repeat forever, are shuffled and drop the
 last partial batch; evaluation streams are read once, unshuffled, and keep it (in file order when
 `deterministic=True`).
+
+An image folder (`source="folder"`) reads the split of `regnet_tf.data.folder`: "validation" is its validation/
+folder or the images held out of training (no overlap); `input_pipeline`, `encoded_dataset` and `check_data` call
+`folder.resolve(config)` first when its sizes are not set (a trainer resolves with its run directory instead, which
+stores the split).
 
 The stream, in order (the TF Model Garden layout): list files -> per-host shard of the files (or of the records
 when there are fewer files than input pipelines) -> shuffle files -> repeat -> parallel interleave -> [cache] ->
@@ -38,12 +44,11 @@ import re
 import tensorflow as tf
 
 from regnet_tf.data import augment as augment_lib
-from regnet_tf.data import demo, preprocess
+from regnet_tf.data import demo, folder, preprocess
 from regnet_tf.data.config import PIPELINE_SPLITS, SPLITS, DataConfig  # noqa: F401 - re-exported
 from regnet_tf.data.format import (IMAGE_EXTENSIONS, IMAGE_KEY, LABEL_KEY, LABEL_MAP, LABEL_OFFSET, SPLIT_PATTERNS,
                                    features, split_minival)
 from regnet_tf.data.mixup import mixup_cutmix
-from regnet_tf.data.records import list_image_folder
 
 AUTOTUNE = tf.data.AUTOTUNE
 FEATURES = features()  # the parsing spec: image/encoded, image/class/label
@@ -97,12 +102,20 @@ def _check_split(split):  # "minival": the training shards held out by minival_s
         raise ValueError(f"split must be one of {PIPELINE_SPLITS}; got {split!r}")
 
 
-def _list_folder(config, split):
-    """list_image_folder of the split's root: data_dir/<split> if it exists, else data_dir."""
-    root = _data_dir(config)
-    root = os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
+def _folder_split(config):
+    """The `folder.FolderSplit` a folder config reads (`folder.split_of`: config.split_file's, else scanned)."""
     try:
-        return list_image_folder(root)
+        return folder.split_of(config)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}. {_DEMO_HINT}") from None
+
+
+def _resolved(config):
+    """A folder config with its sizes (`folder.resolve`, in memory) when they are not set; others as they are."""
+    if folder.is_resolved(config):
+        return config
+    try:
+        return folder.resolve(config)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e}. {_DEMO_HINT}") from None
 
@@ -110,25 +123,36 @@ def _list_folder(config, split):
 def check_data(config: DataConfig, splits=SPLITS):
     """Fails early (before a model is built) when `config`'s data is not there: FileNotFoundError with the expected
     layout and the demo alternative (tfrecord: the shards of each split, > minival_shards training shards; folder:
-    images under the root; tfds: ImportError without tensorflow-datasets). The demo data always passes."""
+    images under the root and a valid split, `folder.resolve`'s checks; tfds: ImportError without
+    tensorflow-datasets). The demo data always passes."""
     for split in splits:
         _check_split(split)
         if config.source == "tfrecord":
             list_files(config, split)
-        elif config.source == "folder":
-            _list_folder(config, split)
+    if config.source == "folder":
+        if "minival" in splits:
+            raise ValueError("split 'minival' needs sharded TFRecords (data.minival_shards > 0); a folder has 'train' "
+                             "and 'validation'")
+        if folder.is_resolved(config):
+            _folder_split(config)  # scans the folder (or reads split_file)
+        else:
+            _resolved(config)  # scans it and checks num_classes
     if config.source == "tfds":
         _tfds()
 
 
 def label_map_path(config: DataConfig) -> str | None:
     """The dataset's `label_map.txt` (class names, `regnet_tf.data.format`), or None: the demo data's (generated
-    first if needed), or `data_dir/label_map.txt` of TFRecords when it exists (TFDS and folders have none)."""
+    first if needed), `data_dir/label_map.txt` of TFRecords when it exists, a folder's `label_map.txt` next to its
+    `split_file` (written by `folder.resolve` into the run) when it exists (TFDS has none)."""
     if config.source == "demo":
         return os.path.join(demo.ensure(config.data_dir), LABEL_MAP)
     if config.source == "tfrecord" and config.data_dir:
         path = os.path.join(config.data_dir, LABEL_MAP)
         return path if tf.io.gfile.exists(path) else None
+    if config.source == "folder" and config.split_file:
+        path = os.path.join(os.path.dirname(config.split_file), LABEL_MAP)
+        return path if os.path.isfile(path) else None
     return None
 
 
@@ -236,6 +260,7 @@ def _tfrecord_source(config, split, training, n, pipeline_id):
 def _tfds_source(config, split, training, input_context):
     tfds = _tfds()
 
+    tfds_split = config.tfds_eval_split if split == "validation" else split
     read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=config.seed,
                                   interleave_cycle_length=config.cycle_length, skip_prefetch=True)
     kwargs = {}
@@ -243,26 +268,30 @@ def _tfds_source(config, split, training, input_context):
         kwargs = {"download": True, "download_and_prepare_kwargs": {
             "download_config": tfds.download.DownloadConfig(manual_dir=config.tfds_manual_dir)}}
     try:
-        ds = tfds.load(config.tfds_name, split=split, data_dir=config.data_dir, shuffle_files=training,
+        ds = tfds.load(config.tfds_name, split=tfds_split, data_dir=config.data_dir, shuffle_files=training,
                        decoders={"image": tfds.decode.SkipDecoding()}, read_config=read_config,
                        **(kwargs or {"download": False}))
     except (AssertionError, FileNotFoundError, tfds.core.registered.DatasetNotFoundError) as e:
         raise FileNotFoundError(
-            f"TFDS dataset {config.tfds_name!r} split {split!r} is not prepared in data_dir={config.data_dir!r} "
+            f"TFDS dataset {config.tfds_name!r} split {tfds_split!r} is not prepared in data_dir={config.data_dir!r} "
             f"({e}). imagenet2012 needs a manual download: put ILSVRC2012_img_train.tar and "
             f"ILSVRC2012_img_val.tar in a directory and set DataConfig.tfds_manual_dir to it. " + _DEMO_HINT) from e
     if training and not config.cache:
         ds = ds.repeat()
-    name = f"tfds:{config.tfds_name}/{split}"
+    name = f"tfds:{config.tfds_name}/{tfds_split}"
     ds = ds.enumerate().map(lambda i, e: {"record": e["image"], "label": e["label"], "file": name, "index": i,
                                           "broken": False})
     return ds, lambda e: (e["record"], _class_index(e["label"], config))
 
 
 def _folder_source(config, split, training, n, pipeline_id):
-    items, _ = _list_folder(config, split)
-    paths, labels = zip(*items)
-    ds = tf.data.Dataset.from_tensor_slices({"record": list(paths), "label": list(labels)})
+    """The images of the folder split's "train" or "validation" (`_folder_split`: held out of the training images,
+    no overlap, when there is no validation/ folder)."""
+    if split == "minival":
+        raise ValueError("split 'minival' needs sharded TFRecords (data.minival_shards > 0); a folder has 'train' "
+                         "and 'validation'")
+    paths, labels = _folder_split(config).paths(split)
+    ds = tf.data.Dataset.from_tensor_slices({"record": paths, "label": tf.constant(labels, tf.int64)})
     ds = ds.enumerate().map(lambda i, e: dict(e, file=e["record"], index=i, broken=False))
     if n > 1:
         ds = ds.shard(n, pipeline_id)
@@ -324,6 +353,7 @@ def input_pipeline(config: DataConfig, split: str = "train", global_batch_size: 
     function`). `augment_fn(uint8 image, seed) -> uint8 image` replaces RandAugment (bench: Keras's RandAugment).
     """
     _check_split(split)
+    config = _resolved(config)  # a folder's sizes (num_classes for the label check), when not set
     training = split == "train" if training is None else training
     batch = input_context.get_per_replica_batch_size(global_batch_size) if input_context else global_batch_size
     seed = config.seed if config.seed is not None else (0 if config.deterministic else None)
@@ -376,6 +406,7 @@ def encoded_dataset(config: DataConfig, split: str = "validation", input_context
     """(encoded image bytes, int32 label) pairs of a split, read once in file order, undecoded: what a serving
     signature that takes image bytes is fed (`launch/eval.py --saved_model`)."""
     _check_split(split)
+    config = _resolved(config)
     _, ds, parse = _source(dataclasses.replace(config, deterministic=True, cache=False), split, False, input_context)
     ds = ds.filter(lambda e: tf.logical_not(e["broken"]))
     return ds.map(lambda e: tuple(x if i == 0 else tf.cast(x, tf.int32) for i, x in enumerate(parse(e))),

@@ -151,6 +151,25 @@ class AnyNetSpec(Spec, kind="anynet"):
             x = block(x, self, w_out, stride, b, g, f"s{i}_b{j}")
         return head(x, self)
 
+    def feature_layers(self):
+        """[(Keras layer name, cumulative stride, channels)] of the stem output and of each stage output, in network
+        order (`regnet_tf.zoo.feature_info` makes the pyramid levels of them). The head conv / head activation are
+        not among them. A block's last layer: ``_out`` (its activation), or for Z ``_add`` (identity shortcut) or
+        ``_c_bn`` (no shortcut: no add, no activation)."""
+        stride = 2 if self.stem == "simple" else 4
+        out = [("stem_conv_act" if self.stem == "simple" else "stem_pool", stride, self.stem_w)]
+        blocks = list(self.blocks())
+        for n, (i, j, w_in, w_out, s, _, _) in enumerate(blocks):
+            stride *= s
+            if n + 1 < len(blocks) and blocks[n + 1][0] == i:
+                continue  # not the stage's last block
+            if self.block != "Z":
+                last = "out"
+            else:
+                last = "c_bn" if block_has_projection(self.block, w_in, w_out, s) is None else "add"
+            out.append((f"s{i}_b{j}_{last}", stride, w_out))
+        return out
+
     def features_cx(self, cx, in_channels: int = 3):
         """The complexity of `features` (a `regnet_tf.counter.Complexity` at the input size, updated)."""
         stem_cx(cx, self, in_channels)

@@ -129,6 +129,22 @@ class EffNetSpec(Spec, kind="efficientnet"):
             x = mbconv(x, self, w_out, exp_r, k, stride, dp, f"s{i}_b{j}")
         return common.conv_bn_act(x, self, self.head_w, 1, "head_conv")
 
+    def feature_layers(self):
+        """[(Keras layer name, cumulative stride, channels)] of the stem output and of each stage output (the last
+        block's ``_add``, or ``_project_bn`` for a block without a shortcut), in network order; not the head conv
+        (`regnet_tf.zoo.feature_info` makes the pyramid levels of them)."""
+        stride = 2
+        out = [("stem_conv_act", stride, self.stem_w)]
+        w_in = self.stem_w
+        for i, (d, w, s) in enumerate(zip(self.ds, self.ws, self.ss)):
+            stride *= s
+            # the last block has the stage's stride only when the stage has one block; its input is w_in then
+            last_in, last_s = (w_in, s) if d == 1 else (w, 1)
+            last = "add" if last_s == 1 and last_in == w else "project_bn"
+            out.append((f"s{i + 1}_b{d}_{last}", stride, w))
+            w_in = w
+        return out
+
     def features_cx(self, cx, in_channels: int = 3):
         """The complexity of `features` (a `regnet_tf.counter.Complexity` at the input size, updated)."""
         conv_bn_cx(cx, in_channels, self.stem_w, 3, stride=2)

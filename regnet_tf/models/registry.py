@@ -12,6 +12,8 @@ The generic code (builder, counter, scaler, recipes) calls what a spec provides 
 - ``spec.resolved()``: the spec the builder and counter read (a RegNetSpec gives its AnyNetSpec, others themselves);
 - ``spec.features(x)``: the Keras network up to the global pool (stem, body, head conv);
 - ``spec.features_cx(cx, in_channels)``: the complexity of exactly those layers (`regnet_tf.counter`);
+- ``spec.feature_layers()``: [(Keras layer name, cumulative stride, channels)] of the stem output and of each stage
+  output, in network order (not the head conv); `regnet_tf.zoo.feature_info` makes the pyramid levels of them;
 - ``spec.out_width``: the width of the features that reach the classifier;
 - ``spec.scaled_by(kd, kw, kg)``: a new spec with depths, widths and group widths multiplied (`regnet_tf.scaling`);
 - ``spec.describe()``: one line per stage (the scale CLI); ``spec.replace(**changes)``: a modified copy.

@@ -131,6 +131,17 @@ class ResNetSpec(Spec, kind="resnet"):
             x = bottleneck(x, self, w_b, w_out, stride, dp, f"s{i}_b{j}")
         return x
 
+    def feature_layers(self):
+        """[(Keras layer name, cumulative stride, channels)] of the stem output (after its max pool or its pool conv,
+        stride 4) and of each stage output (the last block's ``_out`` activation), in network order
+        (`regnet_tf.zoo.feature_info` makes the pyramid levels of them)."""
+        stride = 4
+        out = [("stem_pool_conv_act" if self.replace_stem_pool else "stem_pool", stride, self.stem_w)]
+        for i, (d, w, s) in enumerate(zip(self.ds, self.ws, self.ss)):
+            stride *= s
+            out.append((f"s{i + 1}_b{d}_out", stride, w * self.expansion))
+        return out
+
     def features_cx(self, cx, in_channels: int = 3):
         """The complexity of `features` (a `regnet_tf.counter.Complexity` at the input size, updated)."""
         stem_cx(cx, self, in_channels)

@@ -35,12 +35,15 @@ class Cadence:
     last_log: int = 0
     swa_first: int = 0
     swa_period: int = 0
+    boundary: int = 0  # > 0: a loop ends at this step too (the end of fine-tuning's frozen phase)
 
     def next_stop(self, step):
         spe, every = self.steps_per_epoch, self.checkpoint_every
         nxt = min(step + (self.steps_per_loop or min(100, spe)), self.total, (step // spe + 1) * spe)
         if self.swa_period:
             nxt = min(nxt, swa.next_snapshot(step, self.swa_first, self.swa_period))
+        if step < self.boundary:
+            nxt = min(nxt, self.boundary)
         return min(nxt, (step // every + 1) * every) if every else nxt
 
     def swa_due(self, step):
@@ -91,6 +94,10 @@ class EpochProgress:
         target = min(self.spe, self.total - self.epoch * self.spe)
         self.bar = keras.utils.Progbar(target, stateful_metrics=["lr", "images/s"], verbose=1 if self.verbose else 0)
         self.bar.update(step - self.epoch * self.spe)
+
+    def note(self, message):
+        """Logs a message between loops, on its own line when it comes in the middle of an epoch's bar."""
+        self.log(("\n" if self.bar is not None and self.verbose else "") + message)
 
     def advance(self, step, values):
         """After a loop that ended at `step`; closes the bar at the epoch's end."""

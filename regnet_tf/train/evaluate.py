@@ -14,11 +14,11 @@ import keras
 import tensorflow as tf
 import yaml
 
-from regnet_tf.applications import build_model
 from regnet_tf.data.sources import encoded_dataset, input_pipeline
+from regnet_tf.models.common import keras_model
 from regnet_tf.train import TrainingError, distribute, swa
 from regnet_tf.train import recipe as recipe_lib
-from regnet_tf.zoo import complexity
+from regnet_tf.zoo import complexity, resolve
 
 
 def load_run(model_dir, overrides=()):
@@ -52,6 +52,8 @@ def describe_run(trainer):
     total, spe = trainer.total_steps, trainer.steps_per_epoch
     lines.append(f"schedule: {total} steps ({total / spe:.2f} epochs of {spe} steps), global batch "
                  f"{r.train.global_batch_size}, peak lr {r.peak_lr():.4g} ({r.schedule.name})")
+    if trainer.init is not None:
+        lines.append(f"fine-tuning from {trainer.init.source}: {trainer.plan.describe(spe)}")
     if r.swa.enabled:
         first, period = swa.snapshot_steps(total, spe, r.swa.start, r.swa.every_epochs)
         lines.append(f"SWA: a snapshot every {period} steps from step {first} on and at step {total}; BN statistics "
@@ -80,14 +82,21 @@ def write_run_recipe(model_dir, recipe, log=print):
     os.replace(tmp, path)
 
 
-def serving_model(spec, recipe, weights):
+def run_model(spec, recipe, weights_config=None):
+    """The Keras model a run trains: `spec` at the recipe's image size and class count, logits out, built for the
+    weights it starts from (`weights_config` of converted weights: their padding, BN epsilon, input adapter)."""
+    size = recipe.data.image_size
+    name = recipe.model.name or type(spec).__name__.replace("Spec", "").lower()
+    return keras_model(resolve(spec), keras.Input(shape=(size, size, 3)), weights_config=weights_config,
+                       classes=recipe.data.num_classes, classifier_activation=None, name=name)
+
+
+def serving_model(spec, recipe, weights, weights_config=None):
     """A float32 copy of the model (outside any strategy) holding `weights`."""
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        size = recipe.data.image_size
-        model = build_model(spec, classes=recipe.data.num_classes, input_shape=(size, size, 3),
-                            classifier_activation=None, name=recipe.model.name or None)
+        model = run_model(spec, recipe, weights_config)
         model.set_weights(weights)
     finally:
         keras.mixed_precision.set_global_policy(policy)

@@ -133,6 +133,11 @@ class EMA(tf.Module):
             a.assign(d * a + (1.0 - d) * tf.cast(v.value, a.dtype))
         self.num_updates.assign_add(1)
 
+    def reset(self):
+        """The averages := the model's current weights (a run that starts from loaded weights)."""
+        for a, v in zip(self.averages, self._model_vars):
+            a.assign(tf.cast(v.value, a.dtype))
+
     def swap(self):
         for a, v in zip(self.averages, self._model_vars):
             current = tf.identity(v.value)

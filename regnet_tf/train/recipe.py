@@ -7,12 +7,12 @@
 The model is a registered one (`model.name`, e.g. regnety_016, whose fields `model.spec` changes) or a spec of one
 kind built from `model.spec` alone (`model.kind`: anynet, regnet, resnet, efficientnet; e.g. a sampled AnyNet).
 Two data values may be left to the model (`DERIVED`): `data.image_size: model` is the registered resolution of
-`model.name`, `data.randaug_magnitude: model` the RandAugment magnitude its family's rule gives at the recipe's
-image size (`ModelEntry.randaug_magnitude`, registered by the family: EfficientNet-RS's section 7.2 rule). The
+`model.name` (`data.image_size: weights`: the eval resolution of `finetune.weights`), `data.randaug_magnitude:
+model` the RandAugment magnitude its family's rule gives at the recipe's image size (`ModelEntry.randaug_magnitude`, registered by the family: EfficientNet-RS's section 7.2 rule). The
 loaded recipe holds the numbers.
 
 A recipe file is YAML with the sections of `Recipe` (model, data, optimizer, schedule, regularization, ema, swa,
-train, runtime) plus `description`, `paper_top1` / `paper_ref` and `zoo_top1` / `zoo_ref`. `base: <recipe name or
+finetune, train, runtime) plus `description`, `paper_top1` / `paper_ref` and `zoo_top1` / `zoo_ref`. `base: <recipe name or
 relative path>` inherits another file: sections merge key by key, the child wins. Files whose name starts with `_` are bases, not listed as
 recipes. Recipe names are file names without `.yaml`, unique under `recipes/` (subdirectories only group them).
 Every key is checked: an unknown section or key, a value of the wrong type or an unknown recipe name is a
@@ -115,6 +115,27 @@ class SWAConfig:
     bn_examples: int = 8192  # training images for the BN recompute (pycls's precise-BN 8192); 0: a full epoch
 
 
+FREEZE_BN_MODES = ("with_backbone", "always", "never")
+WEIGHTS_CHECKPOINTS = ("best", "last")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """Starting from trained weights (`regnet_tf.train.finetune`, docs/TRANSFER.md). Everything whose shape fits is
+    loaded; the classifier starts anew when the class count differs."""
+
+    # "" (random init) | "imagenet" or a tag of the weights table | a .weights.h5 / .keras file | a run's model_dir
+    weights: str = ""
+    checkpoint: str = "best"  # a model_dir's best checkpoint (when it kept one, else its last) | "last"
+    freeze_epochs: float = 0.0  # train only the classifier for this many epochs, then every layer
+    # BatchNormalization: with_backbone: in inference mode (statistics fixed) while the backbone is frozen (Keras's
+    # convention), then trained | always: in inference mode, gamma/beta fixed, the whole run | never: statistics
+    # updated even while the backbone is frozen
+    freeze_bn: str = "with_backbone"
+    stage_lr_decay: float = 1.0  # layer-wise lr decay: stage k of S gets lr x decay^(S + 1 - k), the stem decay^(S+1)
+    head_lr_multiplier: float = 1.0  # the classifier's lr relative to the schedule's
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     epochs: float = 90.0
@@ -154,6 +175,7 @@ class Recipe:
     regularization: RegularizationConfig = dataclasses.field(default_factory=RegularizationConfig)
     ema: EMAConfig = dataclasses.field(default_factory=EMAConfig)
     swa: SWAConfig = dataclasses.field(default_factory=SWAConfig)
+    finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
@@ -212,6 +234,8 @@ _CHOICES = {
     ("schedule", "name"): ("cosine", "step", "exponential", "staircase", "constant"),
     ("runtime", "mixed_precision"): PRECISIONS,
     ("runtime", "xla"): XLA_MODES,
+    ("finetune", "freeze_bn"): FREEZE_BN_MODES,
+    ("finetune", "checkpoint"): WEIGHTS_CHECKPOINTS,
 }
 
 
@@ -247,6 +271,15 @@ def _validate(r: Recipe):
         (not (r.train.patience and not r.train.keep_best), "train.patience needs train.keep_best: true"),
         (not (r.train.keep_best and r.train.eval_every_epochs <= 0),
          "train.keep_best compares evaluations during training: set train.eval_every_epochs > 0"),
+        (r.finetune.freeze_epochs >= 0, "finetune.freeze_epochs must be >= 0"),
+        (not (r.finetune.freeze_epochs and not r.finetune.weights),
+         f"finetune.freeze_epochs={r.finetune.freeze_epochs:g} would freeze a randomly initialized backbone: set "
+         "finetune.weights (--weights imagenet, a weights file or a run's model_dir) or finetune.freeze_epochs=0"),
+        (0 < r.finetune.stage_lr_decay <= 1, "finetune.stage_lr_decay must be in (0, 1] (1: no decay)"),
+        (r.finetune.head_lr_multiplier > 0, "finetune.head_lr_multiplier must be > 0"),
+        (r.optimizer.name == "sgd" or (r.finetune.stage_lr_decay == 1 and r.finetune.head_lr_multiplier == 1),
+         "finetune.stage_lr_decay and head_lr_multiplier scale gradients, which equals per-layer learning rates "
+         "for SGD only: set optimizer.name=sgd or leave both at 1"),
     ]
     for ok, message in checks:
         if not ok:

@@ -14,6 +14,7 @@ from regnet_tf import zoo
 from regnet_tf.zoo import get_entry, list_models
 
 DERIVED = "model"  # the value of a data key that the model decides (image_size, randaug_magnitude)
+FROM_WEIGHTS = "weights"  # data.image_size: weights -> the eval resolution of finetune.weights (`weights_resolution`)
 
 
 def field_names(obj) -> set:
@@ -67,10 +68,14 @@ def derive_data(raw: dict) -> dict:
     """A raw recipe with its `DERIVED` data values replaced by numbers: `data.image_size: model` -> the registered
     resolution of model.name; `data.randaug_magnitude: model` -> its family's magnitude rule at data.image_size."""
     data = raw.get("data") or {}
+    model = raw.get("model") or {}
+    if data.get("image_size") == FROM_WEIGHTS:
+        weights = (raw.get("finetune") or {}).get("weights") or ""
+        data = dict(data, image_size=weights_resolution(weights, model.get("name", "")) if weights else DERIVED)
+        raw = dict(raw, data=data)
     keys = [k for k in ("image_size", "randaug_magnitude") if data.get(k) == DERIVED]
     if not keys:
         return raw
-    model = raw.get("model") or {}
     scale = model.get("scale") or {}
     name = model.get("name") or scale.get("base")
     if not name:
@@ -87,6 +92,35 @@ def derive_data(raw: dict) -> dict:
         size = convert_value(data.get("image_size", DataConfig.image_size), int, "data.image_size")
         data["randaug_magnitude"] = entry.randaug_magnitude(size)
     return dict(raw, data=data)
+
+
+def weights_resolution(weights: str, model_name: str = "") -> int:
+    """The eval resolution of fine-tuning's `finetune.weights`: a run's model_dir -> its data.image_size; a converted
+    .weights.h5 -> its WeightsConfig input_size; "imagenet" or a tag -> the weights table's; another file -> the
+    registered resolution of `model_name`. Reads no tensor and imports no TensorFlow."""
+    import os
+
+    import yaml
+
+    from regnet_tf.weights import pretrained
+    from regnet_tf.weights.core import read_config
+
+    if os.path.isdir(weights):
+        path = os.path.join(weights, "recipe.yaml")
+        if not os.path.isfile(path):
+            raise ValueError(f"finetune.weights={weights!r} is a directory without recipe.yaml: give a model_dir "
+                             "written by launch/train.py, a weights file, 'imagenet' or a weights tag")
+        with open(path, encoding="utf-8") as f:
+            return int(((yaml.safe_load(f) or {}).get("data") or {}).get("image_size", DataConfig.image_size))
+    config = read_config(weights) if os.path.isfile(weights) else None
+    if config is not None:
+        return int(config.input_size)
+    if not model_name:
+        raise ValueError(f"data.image_size: {FROM_WEIGHTS} with finetune.weights={weights!r} needs model.name (a "
+                         "registered model) or a number")
+    if os.path.isfile(weights):
+        return get_entry(model_name).resolution
+    return int(pretrained.lookup(model_name, weights).input_size)
 
 
 def to_plain(x):

@@ -1,4 +1,6 @@
 """The Trainer: one code path for the default (CPU/one-GPU), Mirrored, MultiWorkerMirrored and TPU strategies.
+Length: one class, the host loop and the compiled steps together; what they call is in cadence, optim, swa, best,
+finetune and evaluate.
 
     strategy = distribute.make_strategy("auto")
     trainer = Trainer(recipe, model_dir, strategy)
@@ -38,13 +40,12 @@ import time
 import keras
 import tensorflow as tf
 
-from regnet_tf.applications import build_model
-from regnet_tf.data import sources
-from regnet_tf.train import TrainingError, distribute, optim
+from regnet_tf.data import folder, sources
+from regnet_tf.train import TrainingError, distribute, finetune, optim
 from regnet_tf.train import swa as swa_lib
 from regnet_tf.train.best import BestCheckpoint
 from regnet_tf.train.cadence import Cadence, EpochProgress, StopSignal
-from regnet_tf.train.evaluate import describe_run, serving_model, topk_correct, write_run_recipe
+from regnet_tf.train.evaluate import describe_run, run_model, serving_model, topk_correct, write_run_recipe
 from regnet_tf.train.export import export_saved_model
 from regnet_tf.train.logs import MetricsLog
 
@@ -56,10 +57,15 @@ class Trainer:
     exports. `log`: a function taking a string (default print to stdout)."""
 
     def __init__(self, recipe, model_dir, strategy=None, log=None):
-        self.recipe, self.model_dir = recipe, model_dir
+        self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.log = log or (lambda s: print(s, flush=True))
         self.chief = distribute.is_chief(self.strategy)
+        os.makedirs(model_dir, exist_ok=True)
+        # an image folder's classes and held-out split (kept in model_dir: the same on resume); other sources as is
+        self.recipe = recipe = dataclasses.replace(recipe, data=folder.resolve(
+            recipe.data, model_dir, self.log if self.chief else None))  # every worker computes the same split
+        self.init = finetune.resolve(recipe, model_dir, self.chief, self.log)  # the weights fine-tuning starts from
         self.policy = distribute.precision_policy(recipe.runtime.mixed_precision, self.strategy)
         self.xla = distribute.use_xla(recipe.runtime.xla, self.strategy)
         self.spec = recipe.spec()
@@ -67,7 +73,6 @@ class Trainer:
         self.steps_per_epoch = recipe.steps_per_epoch()
         self.total_steps = recipe.total_steps()
         self._eval_step = None
-        os.makedirs(model_dir, exist_ok=True)
         self._build()
 
     # ---- construction
@@ -75,10 +80,8 @@ class Trainer:
         r = self.recipe
         keras.utils.set_random_seed(r.runtime.seed)
         keras.mixed_precision.set_global_policy(self.policy)
-        size = r.data.image_size
         with self.strategy.scope():
-            self.model = build_model(self.spec, classes=self.num_classes, input_shape=(size, size, 3),
-                                     classifier_activation=None, name=r.model.name or None)
+            self.model = run_model(self.spec, r, self.init.config if self.init else None)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.lr = optim.LearningRate(r.schedule, r.peak_lr(), self.total_steps, self.steps_per_epoch)
             self.optimizer = optim.make_optimizer(r.optimizer, lambda: self.lr(self.step), self.model,
@@ -86,7 +89,8 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
             self.ema = optim.EMA(self.model, r.ema.decay, r.ema.dynamic) if r.ema.decay > 0 else None
             self.swa = swa_lib.SWA(self.model) if r.swa.enabled else None
-        self.decay_vars = optim.decayed_variables(self.model, r.optimizer.decay_all)
+        self.plan = finetune.Plan.of(r, self.spec, self.steps_per_epoch, self.total_steps)
+        self._set_phase(frozen=False)
         self.l2 = r.optimizer.weight_decay if r.optimizer.weight_decay_mode == "l2" else 0.0
         items = dict(model=self.model, optimizer=self.optimizer, step=self.step)
         items.update({k: v for k, v in (("ema", self.ema), ("swa", self.swa)) if v is not None})
@@ -98,6 +102,16 @@ class Trainer:
         self.eval_split = "minival" if r.data.minival_shards > 0 else "validation"
         self.best = BestCheckpoint(self.model_dir, self.checkpoint, r.train.patience, self.chief, getattr(
             getattr(self.strategy, "cluster_resolver", None), "task_id", 0)) if r.train.keep_best else None
+
+    def _set_phase(self, frozen):
+        """Fine-tuning's phase (`finetune.Plan`): the variables that train (the classifier alone while the backbone is
+        frozen), their gradient multipliers, the decayed ones, the BN layers' mode. A new train loop must be traced
+        after a change (`_make_train_loop`)."""
+        self.frozen = frozen
+        self.train_vars = self.plan.set_phase(self.model, frozen)
+        self.grad_scales = [self.plan.multiplier(v) for v in self.train_vars]
+        decayed = {id(v) for v in optim.decayed_variables(self.model, self.recipe.optimizer.decay_all)}
+        self.decay_vars = [v for v in self.train_vars if id(v) in decayed]
 
     def describe(self):
         """Multi-line summary: the model, its complexity at the training resolution, the run's shape."""
@@ -125,8 +139,9 @@ class Trainer:
             ce = optim.cross_entropy(labels, logits, self.num_classes, r.regularization.label_smoothing)
             loss = tf.reduce_sum(ce) / batch + optim.l2_loss(self.decay_vars, self.l2) / replicas
             scaled = self.optimizer.scale_loss(loss)  # the loss itself, unless a LossScaleOptimizer (float16)
-        variables = self.model.trainable_variables
+        variables = self.train_vars
         grads = tape.gradient(scaled, variables)
+        grads = [g if m == 1 else g * m for g, m in zip(grads, self.grad_scales)]  # per-stage / classifier lr
         self.optimizer.apply_gradients(zip(grads, variables))
         n = tf.cast(tf.shape(logits)[0], tf.float32)
         return {"loss": loss * replicas, "ce_sum": tf.reduce_sum(ce), "top1": topk_correct(labels, logits, 1),
@@ -273,6 +288,10 @@ class Trainer:
         if self.chief:
             write_run_recipe(self.model_dir, self.recipe, self.log)
         start = self.restore()
+        if not start and self.init is not None:
+            finetune.load(self.model, self.init, finetune.class_names(self.recipe.data), self.log)
+            if self.ema is not None:
+                self.ema.reset()  # the average starts at the loaded weights, not at the random ones
         self.log(self.describe())
         if start >= self.total_steps:
             self.log(f"model_dir already holds the final step {start}; evaluating")
@@ -309,13 +328,20 @@ class Trainer:
         first, period = swa_lib.snapshot_steps(self.total_steps, self.steps_per_epoch, self.recipe.swa.start,
                                                self.recipe.swa.every_epochs) if self.swa else (0, 0)
         cadence = Cadence(self.total_steps, self.steps_per_epoch, t.steps_per_loop, t.checkpoint_every_steps,
-                          t.eval_every_epochs, t.log_every_steps, last_log=step, swa_first=first, swa_period=period)
+                          t.eval_every_epochs, t.log_every_steps, last_log=step, swa_first=first, swa_period=period,
+                          boundary=self.plan.freeze_steps)
         if self.best is not None and self.best.info:  # resumed: evaluations since the known best count
             self.best.since_best = cadence.evals_between(self.best.info["step"], step)
         progress = EpochProgress(self.steps_per_epoch, self.total_steps, self.log, verbose=self.chief)
-        train_loop = self._make_train_loop()
+        train_loop = None
         iterator = iter(self._dataset("train", training=True))
         while step < self.total_steps:
+            if train_loop is None or self.plan.frozen(step) != self.frozen:
+                if train_loop is not None:
+                    progress.note(f"step {step} (epoch {step / self.steps_per_epoch:.2f}): the backbone is unfrozen; "
+                                  "every layer trains from here")
+                self._set_phase(self.plan.frozen(step))
+                train_loop = self._make_train_loop()
             progress.start(step)
             nxt = cadence.next_stop(step)
             t0 = time.time()
@@ -383,7 +409,7 @@ class Trainer:
         with self.ema_weights():
             weights = self.model.get_weights()
         note = self.weights_note()
-        model = serving_model(self.spec, self.recipe, weights)
+        model = serving_model(self.spec, self.recipe, weights, self.init.config if self.init else None)
         d = self.recipe.data
         return export_saved_model(model, export_dir, image_size=d.image_size, eval_mode=d.eval_mode,
                                   crop_fraction=d.eval_crop_fraction, short_side=d.eval_short_side,
@@ -391,5 +417,6 @@ class Trainer:
                                   label_offset=d.stored_label_offset,
                                   metadata={"recipe": self.recipe.name, "model": self.recipe.model.name or
                                             self.recipe.model.kind, "step": step, "ema": self.ema is not None,
-                                            "averaged": note[2:] or "raw weights"},
+                                            "averaged": note[2:] or "raw weights",
+                                            "init": self.init.source if self.init else "random"},
                                   overwrite=overwrite, **{"max_pixels": d.max_pixels, **limits})

@@ -320,6 +320,48 @@ def _names(items, limit: int = 8) -> str:
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def _read_layers(path: str) -> Dict[str, list]:
+    try:
+        with h5py.File(os.fspath(path), "r") as f:
+            return _file_layers(f, os.fspath(path))
+    except OSError as e:
+        raise ConversionError(f"cannot read the weights file {path}: {' '.join(str(e).split())}") from None
+
+
+def _match(model, stored, new=()):
+    """(plan [(layer, arrays)], initialized [names of `new` layers left at their initial values, with the reason],
+    problems [one phrase per kind of mismatch]) of setting ``model``'s weight-bearing layers from ``stored``."""
+    plan, missing, shapes, nested, initialized = [], [], [], [], []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        own = {}
+        layer.save_own_variables(own)  # Keras's order of the layer's variables, as the file holds them
+        want = [tuple(own[str(i)].shape) for i in range(len(own))]
+        have = [tuple(a.shape) for a in stored.get(layer.name, ())]
+        if len(want) != len(layer.weights):
+            nested.append(layer.name)  # a layer with layers inside: not a layout converted files have
+        elif layer.name not in stored:
+            if layer.name in new:
+                initialized.append(f"{layer.name} (not in the file)")
+            else:
+                missing.append(layer.name)
+        elif have != want:
+            if layer.name in new:
+                initialized.append(f"{layer.name} (shapes {want} here, {have} in the file)")
+            else:
+                shapes.append(f"{layer.name} {want} vs {have}")
+        else:
+            plan.append((layer, stored[layer.name]))
+    names = {layer.name for layer in model.layers}
+    extra = sorted(n for n in stored if n not in names and n not in new)
+    problems = [f"{title}: {_names(items)}" for title, items in (
+        ("missing in the file", missing), ("shapes that differ (model vs file)", shapes),
+        ("in the file but not in the model", extra), ("layers with nested layers, not loadable by name", nested))
+        if items]
+    return plan, initialized, problems
+
+
 def load_by_name(model, path: str, *, unused_ok=()) -> int:
     """Sets every weight-bearing layer of ``model`` from the layer of the same name in a Keras 3 ``.weights.h5``
     file (any top, pooling or input shape: nothing else is built), through Keras's own per-layer loading
@@ -330,36 +372,28 @@ def load_by_name(model, path: str, *, unused_ok=()) -> int:
     classifier, ``("predictions",)``, for a model built without its top); assigns nothing then. Returns the number
     of variables assigned.
     """
-    path = os.fspath(path)
-    try:
-        with h5py.File(path, "r") as f:
-            stored = _file_layers(f, path)
-    except OSError as e:
-        raise ConversionError(f"cannot read the weights file {path}: {' '.join(str(e).split())}") from None
-    plan, missing, shapes, nested = [], [], [], []
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        own = {}
-        layer.save_own_variables(own)  # Keras's order of the layer's variables, as the file holds them
-        want = [tuple(own[str(i)].shape) for i in range(len(own))]
-        if len(want) != len(layer.weights):
-            nested.append(layer.name)  # a layer with layers inside: not a layout converted files have
-        elif layer.name not in stored:
-            missing.append(layer.name)
-        elif [tuple(a.shape) for a in stored[layer.name]] != want:
-            shapes.append(f"{layer.name} {want} vs {[tuple(a.shape) for a in stored[layer.name]]}")
-        else:
-            plan.append((layer, stored[layer.name]))
     names = {layer.name for layer in model.layers}
-    extra = sorted(n for n in stored if n not in names and n not in unused_ok)
-    problems = [f"{title}: {_names(items)}" for title, items in (
-        ("missing in the file", missing), ("shapes that differ (model vs file)", shapes),
-        ("in the file but not in the model", extra), ("layers with nested layers, not loadable by name", nested))
-        if items]
+    plan, _, problems = _match(model, {k: v for k, v in _read_layers(path).items() if k in names or k not in unused_ok})
+    _apply(model, path, plan, problems)
+    return sum(len(arrays) for _, arrays in plan)
+
+
+def load_matching(model, path: str, *, new=("predictions",), skip=()):
+    """Fine-tuning's loading: `load_by_name`, except that the layers named in ``new`` (the classifier) keep their
+    initial values when the file lacks them or holds other shapes (another class count), and the file's ``new``
+    layers need no counterpart; the file's layers named in ``skip`` are not loaded (e.g. a classifier of as many,
+    but other, classes). Every other mismatch is the same one-line `ConversionError`. Returns (names of the layers
+    loaded, ``new`` layers initialized with the reason, e.g. "predictions (shapes [(1280, 5), (5,)] here, ...)").
+    """
+    stored = {k: v for k, v in _read_layers(path).items() if k not in skip}
+    plan, initialized, problems = _match(model, stored, new=tuple(new))
+    _apply(model, path, plan, problems)
+    return [layer.name for layer, _ in plan], initialized
+
+
+def _apply(model, path, plan, problems):
     if problems:
         raise ConversionError(f"the weights {path} do not fit {model.name} (nothing was loaded; check the model "
                               f"name and its options): {'; '.join(problems)}")
     for layer, arrays in plan:
         layer.load_own_variables({str(i): a for i, a in enumerate(arrays)})
-    return sum(len(arrays) for _, arrays in plan)
