@@ -246,18 +246,22 @@ def fake_imagenet_cache(keras_home, name="regnetx_002"):
 
 def test_imagenet_weights_through_the_finetune_recipe(photos, tmp_path, monkeypatch):
     """The first form of the issue, `--recipe finetune --set model.name=... --weights imagenet --data_dir photos/`,
-    as the launcher builds it, in-process: the weights are found in the Keras cache (downloading nothing)."""
+    as the launcher builds it, in-process up to the first step: the weights are found in the Keras cache (nothing is
+    downloaded), every layer but the classifier loads, and the run is described."""
     home = str(tmp_path / "keras")
-    fake_imagenet_cache(home)
+    source = fake_imagenet_cache(home)
     monkeypatch.setenv("KERAS_HOME", home)
     r = recipe_lib.load("finetune", ["model.name=regnetx_002", "finetune.weights=imagenet", "data.source=folder",
-                                     f"data.data_dir={photos}", "data.image_size=32", "train.steps=2",
-                                     "train.global_batch_size=8", "train.eval_steps=1", "train.keep_best=false"])
+                                     f"data.data_dir={photos}", "data.image_size=32"])
     logs = []
-    Trainer(r, str(tmp_path / "ft"), log=logs.append).train(export=False)
-    text = "\n".join(logs)
-    assert "data: 4 classes from" in text and "fine-tuning from imagenet (" in text
-    assert "initialized: predictions (shapes [(368, 4), (4,)] here, [(368, 1000), (1000,)] in the file)" in text
+    t = Trainer(r, str(tmp_path / "ft"), log=logs.append)
+    loaded, initialized = finetune.load(t.model, t.init, finetune.class_names(t.recipe.data), logs.append)
+    text = "\n".join(logs + [t.describe()])
+    assert "data: 4 classes from" in text and "fine-tuning from imagenet (" in text and "backbone frozen for" in text
+    assert initialized == ["predictions (shapes [(368, 4), (4,)] here, [(368, 1000), (1000,)] in the file)"]
+    assert len(loaded) == 88 and t.init.classes is not None and len(t.init.classes) == 1000
+    np.testing.assert_array_equal(t.model.get_layer("s4_b1_b").kernel.numpy(),
+                                  source.get_layer("s4_b1_b").kernel.numpy())
 
 
 def test_command_line_from_a_run_exports_the_new_classes(transfer, tmp_path):

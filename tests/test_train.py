@@ -20,7 +20,7 @@ import conftest
 import keras
 from regnet_tf.cli.shortcuts import shortcut_overrides
 from regnet_tf.data.records import make_example
-from regnet_tf.train import evaluate, optim
+from regnet_tf.train import TrainingError, evaluate, optim
 from regnet_tf.train import recipe as recipe_lib
 from regnet_tf.train.cadence import Cadence
 from regnet_tf.train.recipe import ScheduleConfig
@@ -329,14 +329,27 @@ def test_sigterm_saves_a_checkpoint_and_exits(env, tmp_path):
     assert f"model_dir already holds the final step {saved}" in out.stdout
 
 
-def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(env, tmp_path):
+def _tiny_trainer(env, monkeypatch, model_dir, *overrides, shortcuts=()):
+    """An in-process Trainer of the demo recipe with `TINY`'s values (launch/train.py's shortcut flags given as
+    `shortcut_overrides` keyword arguments): what a short launcher run builds, without a process."""
+    from regnet_tf.train.trainer import Trainer
+
+    monkeypatch.setenv("REGNET_TF_DATA", env["REGNET_TF_DATA"])
+    tiny = [a for a in TINY if a not in ("--data", "demo", "--set")]
+    r = recipe_lib.load("demo", shortcut_overrides(data="demo", **dict(shortcuts)) + tiny + list(overrides))
+    logs = []
+    return Trainer(r, model_dir, log=logs.append), logs
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(env, monkeypatch, tmp_path):
     model_dir = str(tmp_path / "nan")
-    out = run("train.py", "--recipe", "demo", *TINY, "--steps", "20", "--set", "train.steps_per_loop=1",
-              "--set", "train.checkpoint_every_steps=1", "--set", "schedule.base_lr=1e30", "--noexport",
-              "--model_dir", model_dir, env=env)
-    assert out.returncode != 0
-    assert "not finite" in out.stderr and "at step" in out.stderr and "last good checkpoint" in out.stderr
-    bad = int(out.stderr.split("(not finite) at step ")[1].split()[0])
+    trainer, _ = _tiny_trainer(env, monkeypatch, model_dir, "train.steps_per_loop=1", "train.checkpoint_every_steps=1",
+                               "schedule.base_lr=1e30", shortcuts={"steps": 20})
+    with pytest.raises(TrainingError) as e:
+        trainer.train(export=False)
+    message = str(e.value)  # the launcher prints it as its one `error:` line (tests/test_train.py::test_launcher_errors)
+    assert "not finite" in message and "at step" in message and "last good checkpoint" in message
+    bad = int(message.split("(not finite) at step ")[1].split()[0])
     assert checkpoint_steps(model_dir) and max(checkpoint_steps(model_dir)) == bad - 1
 
 
@@ -357,14 +370,21 @@ def test_launcher_errors(env, tmp_path):
 
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
-def test_mixed_precision_training(env, tmp_path, precision):
-    """mixed_bfloat16 (TPU's policy, also on CPU) and mixed_float16 with dynamic loss scaling (GPU's policy)."""
-    out = run("train.py", "--recipe", "demo", *TINY, "--steps", "2", "--set", "train.steps_per_loop=2",
-              "--mixed_precision", precision, "--noexport", "--model_dir", str(tmp_path / precision), env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert f"precision mixed_{precision}" in out.stdout and "final evaluation at step 2" in out.stdout
-    loss = float(out.stdout.split("final evaluation at step 2")[1].split("loss ")[1].split()[0])
-    assert np.isfinite(loss)
+def test_mixed_precision_training(env, monkeypatch, tmp_path, precision):
+    """mixed_bfloat16 (TPU's policy, also on CPU) and mixed_float16 with dynamic loss scaling (GPU's policy), from the
+    launcher's --mixed_precision flag, trained in-process."""
+    assert f"runtime.mixed_precision={precision}" in shortcut_overrides(mixed_precision=precision)
+    try:
+        trainer, logs = _tiny_trainer(env, monkeypatch, str(tmp_path / precision), "train.steps_per_loop=2",
+                                      shortcuts={"steps": 2, "mixed_precision": precision})
+        assert trainer.policy == f"mixed_{precision}"
+        metrics = trainer.train(export=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert any(f"precision mixed_{precision}" in line for line in logs) and int(trainer.step.numpy()) == 2
+    assert np.isfinite(metrics["loss"])
+    if precision == "float16":
+        assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
 def _write_records(path, labels, seed):
