@@ -202,8 +202,8 @@ def test_no_module_imports_a_name_from_the_root_package():
     assert not offenders, offenders
 
 
-LEAVES = ("regnet_tf.padding", "regnet_tf.models.registry", "regnet_tf.counter", "regnet_tf.scaling",
-          "regnet_tf.layers", "regnet_tf.data.format", "regnet_tf.data.augment_policies")
+LEAVES = ("regnet_tf.padding", "regnet_tf.files", "regnet_tf.models.registry", "regnet_tf.counter",
+          "regnet_tf.scaling", "regnet_tf.layers", "regnet_tf.data.format", "regnet_tf.data.augment_policies")
 
 
 @pytest.mark.parametrize("leaf", LEAVES + ("regnet_tf.data.config",))

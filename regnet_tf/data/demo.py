@@ -29,6 +29,7 @@ import tensorflow as tf
 from regnet_tf.data.config import DEMO_CLASSES, DEMO_SHARDS, DEMO_SIZES, DataConfig
 from regnet_tf.data.format import LABEL_OFFSET, stored_label, write_label_map
 from regnet_tf.data.records import make_example, write_shards
+from regnet_tf.files import write_atomic
 
 VERSION = 1  # bump when the images change: existing caches are rebuilt
 MANIFEST = "manifest.json"
@@ -225,8 +226,5 @@ def write_folder(root, classes=None, per_class=20, validation_per_class=0, seed=
                 rng = np.random.default_rng([seed, SPLIT_IDS[split or "train"], label, i, 1])  # 1: not the records'
                 h, w = (int(s) for s in rng.integers(min_size, max_size + 1, 2))
                 data = tf.io.encode_jpeg(render(rng, label, h, w), quality=90).numpy()
-                path = os.path.join(folder, f"{i}.jpg")
-                with open(path + ".tmp", "wb") as f:
-                    f.write(data)
-                os.replace(path + ".tmp", path)
+                write_atomic(os.path.join(folder, f"{i}.jpg"), data)
     return root

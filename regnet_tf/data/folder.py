@@ -33,6 +33,7 @@ import numpy as np
 
 from regnet_tf.data.config import DataConfig
 from regnet_tf.data.format import IMAGE_EXTENSIONS, LABEL_MAP, write_label_map
+from regnet_tf.files import write_atomic
 
 SPLIT_FILE = "data_split.json"  # the split, in a run's directory
 VERSION = 1  # of the data_split.json format
@@ -104,7 +105,7 @@ class FolderSplit:
 
     def save(self, path):
         """Writes `to_json()` to `path` atomically (a temporary file, then os.replace). Returns the path."""
-        _write_atomic(path, self.to_json())
+        write_atomic(path, self.to_json())
         return path
 
     @classmethod
@@ -114,17 +115,6 @@ class FolderSplit:
                                     f"data.split_file to split the folder afresh")
         with open(path, encoding="utf-8") as f:
             return cls.from_json(f.read(), repr(path))
-
-
-def _write_atomic(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _visible(name):

@@ -17,6 +17,8 @@ import shutil
 
 import tensorflow as tf
 
+from regnet_tf.files import write_atomic
+
 BEST, TMP, OLD = "best", ".best-tmp", ".best-old"
 
 
@@ -113,7 +115,4 @@ class BestCheckpoint:
 
 
 def _write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(value, indent=1))

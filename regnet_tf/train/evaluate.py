@@ -15,6 +15,7 @@ import tensorflow as tf
 import yaml
 
 from regnet_tf.data.sources import encoded_dataset, input_pipeline
+from regnet_tf.files import write_atomic
 from regnet_tf.models.common import keras_model
 from regnet_tf.train import TrainingError, distribute, swa
 from regnet_tf.train import recipe as recipe_lib
@@ -76,10 +77,7 @@ def write_run_recipe(model_dir, recipe, log=print):
                                 "checkpoints cannot be resumed with this recipe. Use another --model_dir.")
         if changes:
             log(f"note: the recipe differs from the one this model_dir was started with: {changes}")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(recipe.to_yaml())
-    os.replace(tmp, path)
+    write_atomic(path, recipe.to_yaml())
 
 
 def run_model(spec, recipe, weights_config=None):

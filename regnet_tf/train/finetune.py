@@ -33,6 +33,7 @@ from regnet_tf import imagenet
 from regnet_tf.data import sources
 from regnet_tf.data.config import DEMO_CLASSES
 from regnet_tf.data.format import read_label_map
+from regnet_tf.files import write_atomic
 from regnet_tf.train import TrainingError, optim
 from regnet_tf.train import swa as swa_lib
 from regnet_tf.train.best import BEST
@@ -96,13 +97,6 @@ def read_record(model_dir) -> Init | None:
         return Init.from_json(f.read())
 
 
-def _write_record(model_dir, init):
-    path = os.path.join(model_dir, RECORD)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(init.to_json())
-    os.replace(path + ".tmp", path)
-
-
 def resolve(recipe, model_dir, chief=True, log=print) -> Init | None:
     """The `Init` of a recipe's `finetune.weights` (None: random initialization). The first start resolves it
     (fetching public weights, extracting a run's) and records it in model_dir; later starts read the record (a run
@@ -120,7 +114,7 @@ def resolve(recipe, model_dir, chief=True, log=print) -> Init | None:
         return None
     init = _resolve(weights, recipe, model_dir)
     if chief:
-        _write_record(model_dir, init)
+        write_atomic(os.path.join(model_dir, RECORD), init.to_json())
     return init
 
 
@@ -166,9 +160,7 @@ def _from_keras_file(path, out):
     except (zipfile.BadZipFile, KeyError, OSError) as e:
         raise TrainingError(f"finetune.weights={path!r} is not a Keras .keras model file ({e}); save one with "
                             "model.save('m.keras') or give a .weights.h5") from None
-    with open(out + ".tmp", "wb") as f:
-        f.write(data)
-    os.replace(out + ".tmp", out)
+    write_atomic(out, data)
     return Init(path, out, None, f"{path} (Keras model file)")
 
 
