@@ -121,8 +121,9 @@ def _visible(name):
     return not name.startswith(".")
 
 
-def _class_folders(root):
-    """{class name: sorted image file names} of root/<class>/."""
+def class_files(root):
+    """{class name: sorted image file names} of root/<class>/ (hidden files and folders left out); the one folder
+    listing of the package (`records.list_image_folder` reads it too)."""
     try:
         entries = sorted(e.name for e in os.scandir(root) if e.is_dir() and _visible(e.name))
     except OSError as e:
@@ -170,12 +171,12 @@ def scan(data_dir, validation_fraction=0.1, seed=0) -> FolderSplit:
                          f"{os.path.join(root, 'train', '<class name>')}/ (or remove validation/ to hold out a "
                          f"validation set of root/<class name>/)")
     train_root = train_dir if has_train else root
-    folders = _class_folders(train_root)
+    folders = class_files(train_root)
     _check_classes(folders, train_root)
     classes = tuple(folders)
     prefix = "train/" if has_train else ""
     if has_val:
-        val_folders = _class_folders(val_dir)
+        val_folders = class_files(val_dir)
         only_train, only_val = sorted(set(folders) - set(val_folders)), sorted(set(val_folders) - set(folders))
         if only_train or only_val:
             parts = [f"only in {where}/: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''}"

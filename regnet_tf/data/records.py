@@ -27,6 +27,7 @@ import time
 
 import tensorflow as tf
 
+from regnet_tf.data import folder
 from regnet_tf.data.format import (  # noqa: F401 - shard_name, IMAGE_EXTENSIONS: re-exported
     IMAGE_EXTENSIONS, IMAGE_KEY, LABEL_KEY, LABEL_OFFSET, MAX_PIXELS, NOT_AN_IMAGE, check_pixel_budget,
     detect_image_format, features, shard_name, stored_label, write_label_map)
@@ -68,12 +69,9 @@ def list_image_folder(root):
     if not os.path.isdir(root):
         raise FileNotFoundError(f"image folder {root!r} does not exist; expected root/<class name>/<image> "
                                 f"(*{'|*'.join(IMAGE_EXTENSIONS)})")
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    items = []
-    for k, name in enumerate(classes):
-        folder = os.path.join(root, name)
-        items += [(os.path.join(folder, f), k) for f in sorted(os.listdir(folder))
-                  if f.lower().endswith(IMAGE_EXTENSIONS)]
+    files = folder.class_files(root)
+    classes = sorted(files)
+    items = [(os.path.join(root, name, f), k) for k, name in enumerate(classes) for f in files[name]]
     if not items:
         raise FileNotFoundError(f"no images (*{'|*'.join(IMAGE_EXTENSIONS)}) in {root!r}; expected the layout "
                                 f"root/<class name>/<image>, e.g. {os.path.join(root, 'cat', '0001.jpg')}")

@@ -55,6 +55,8 @@ FEATURES = features()  # the parsing spec: image/encoded, image/class/label
 RECORD_OVERHEAD = 16  # TFRecord framing per record: 8-byte length, 4-byte length CRC, 4-byte data CRC
 RECORD_BLOCK = 64  # records per step of the byte count (_read_tfrecord_file)
 DATA_ERROR = "regnet_tf data error: "  # the start of the pipeline's own error lines (see `user_message`)
+_FOLDER_MINIVAL = ("split 'minival' needs sharded TFRecords (data.minival_shards > 0); a folder has 'train' and "
+                   "'validation'")
 
 
 def user_message(exc) -> str | None:
@@ -131,8 +133,7 @@ def check_data(config: DataConfig, splits=SPLITS):
             list_files(config, split)
     if config.source == "folder":
         if "minival" in splits:
-            raise ValueError("split 'minival' needs sharded TFRecords (data.minival_shards > 0); a folder has 'train' "
-                             "and 'validation'")
+            raise ValueError(_FOLDER_MINIVAL)
         if folder.is_resolved(config):
             _folder_split(config)  # scans the folder (or reads split_file)
         else:
@@ -288,8 +289,7 @@ def _folder_source(config, split, training, n, pipeline_id):
     """The images of the folder split's "train" or "validation" (`_folder_split`: held out of the training images,
     no overlap, when there is no validation/ folder)."""
     if split == "minival":
-        raise ValueError("split 'minival' needs sharded TFRecords (data.minival_shards > 0); a folder has 'train' "
-                         "and 'validation'")
+        raise ValueError(_FOLDER_MINIVAL)
     paths, labels = _folder_split(config).paths(split)
     ds = tf.data.Dataset.from_tensor_slices({"record": paths, "label": tf.constant(labels, tf.int64)})
     ds = ds.enumerate().map(lambda i, e: dict(e, file=e["record"], index=i, broken=False))
