@@ -48,6 +48,10 @@ setup(
         # Full-size equivalence with timm (tests skip without it) and reading .pth / .pyth checkpoints. CI does not
         # install it: its equivalence tests run from committed fixtures. torch 2.14.1 installs from the registry here.
         "timm": ["torch", "timm"],
+        # Exports and their runtimes (regnet_tf.deploy, docs/DEPLOY.md: the verified versions): TFLite through
+        # ai-edge-litert's interpreter, ONNX through tf2onnx + onnxruntime, OpenVINO (Keras's OpenVINO export imports
+        # scipy). CI installs it; tests/test_deploy.py skips without it.
+        "export": ["ai-edge-litert>=2.0", "tf2onnx>=1.17", "onnxruntime>=1.20", "openvino>=2025.0", "scipy"],
         # Plots of design-space sweeps (launch/analyze_sweep.py); the sampling and statistics import without it.
         "plot": ["matplotlib"],
     },

@@ -12,6 +12,20 @@ in alternating rounds (--rounds, --steps per round); the table shows each implem
 (--all_harnesses: both) and the ratios compare fastest paths (docs/SPEED.md). Comparison rows default to 1 warmup
 + 1 timed step per round (--compare_warmup / --compare_steps), because tf_keras RegNet training is very slow on
 CPU (RegNetY016 at 224, batch 16: ~35 s per step). Same as the console script `regnet-benchmark`.
+
+Exported formats side by side (inference; docs/SPEED.md "Exported formats and folded batch norm"):
+
+    python launch/benchmark.py --model regnety_016,efficientnet_b0 --formats keras,saved_model,tflite,onnx,openvino
+    python launch/benchmark.py --model regnety_016 --formats keras_folded,keras_xla,onnx --compare timm --batch 16
+
+`--formats` (keras, keras_folded, keras_xla, saved_model, saved_model_unfolded, tflite, tflite_fp16, tflite_int8,
+onnx, openvino, openvino_bf16) exports each model (random init) once into a temporary directory, int8 calibrated
+on the built-in demo data, then times every format in alternating rounds: batch-1 latency (median and p90 ms over
+--rounds x --latency_steps calls) and batch-N throughput (--steps calls per round), warm-up excluded, each thread
+count of --threads (default 1,2) in its own child process. --grouped_conv native|split|both exports grouped
+convolutions as they are and/or split (rows "+split"); --nofold_batch_norm keeps BatchNormalization in the files.
+--compare timm adds timm's model in PyTorch (NCHW and channels_last; needs torch and timm). The ratio columns
+compare with --baseline (default: timm's faster row with --compare timm, else keras, else saved_model).
 """
 
 from regnet_tf.cli.benchmark import run

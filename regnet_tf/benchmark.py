@@ -27,6 +27,8 @@ measurements run in alternating rounds in one process - round 1 of every (implem
 slowest round beside it. Per (model, mode, implementation) the faster harness is the implementation's fastest
 path (`row["fastest"]`), and the "vs <implementation>" ratios compare a row's images/s with the other
 implementation's fastest path.
+
+Exported formats side by side (`--formats`): `regnet_tf.benchmark_formats`.
 """
 
 from __future__ import annotations

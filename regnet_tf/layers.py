@@ -29,12 +29,15 @@ class Conv2D(keras.layers.Conv2D):
       runs natively. Keras 3's own ``Conv2D(groups > 1)`` wraps the op in ``tf.function(jit_compile=True)``,
       whose CPU gradient is about 19x slower (see docs/DEVIATIONS.md). Same kernel layout and weight names
       as ``keras.layers.Conv2D``, so weights move between the two.
+    - ``split_groups=True`` computes a grouped convolution as ``groups`` plain convolutions on channel slices of
+      the input and kernel, concatenated (same kernel variable and weights): for runtimes and converters without
+      native grouped convolutions (`regnet_tf.inference.split_grouped_convs`). Default False.
 
     Channels-last only.
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="symmetric", groups=1, use_bias=False,
-                 kernel_initializer=CONV_INIT, **kwargs):
+                 kernel_initializer=CONV_INIT, split_groups=False, **kwargs):
         if kwargs.pop("data_format", "channels_last") not in (None, "channels_last"):
             raise ValueError("regnet_tf Conv2D supports data_format='channels_last' only")
         super().__init__(filters, kernel_size, strides=strides, padding="valid", groups=groups,
@@ -43,6 +46,7 @@ class Conv2D(keras.layers.Conv2D):
         self.pad_mode = check_padding(padding)
         k, d = self.kernel_size, self.dilation_rate
         self.pads = tuple((k_ - 1) // 2 * d_ for k_, d_ in zip(k, d))
+        self.split_groups = bool(split_groups)
 
     def convolution_op(self, inputs, kernel):
         dtype = inputs.dtype
@@ -60,7 +64,10 @@ class Conv2D(keras.layers.Conv2D):
                 inputs = tf.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
             padding = "VALID"
         strides, dilations = (1, *self.strides, 1), (1, *self.dilation_rate, 1)
-        if self.groups > 1 and not native_grouped_conv_gradients():
+        if self.groups > 1 and self.split_groups:
+            y = tf.concat([tf.nn.conv2d(x, k, strides=strides, padding=padding, dilations=dilations)
+                           for x, k in zip(tf.split(inputs, self.groups, -1), tf.split(kernel, self.groups, -1))], -1)
+        elif self.groups > 1 and not native_grouped_conv_gradients():
             y = grouped_conv2d(inputs, kernel, strides, padding, dilations, self.groups)
             # grappler would fuse conv + BN + ReLU into _FusedConv2D, whose CPU kernel (without oneDNN) rejects groups
             y = tf.ensure_shape(y, y.shape)
@@ -82,6 +89,7 @@ class Conv2D(keras.layers.Conv2D):
     def get_config(self):
         config = super().get_config()
         config["padding"] = self.pad_mode
+        config["split_groups"] = self.split_groups
         config.pop("data_format", None)
         return config
 

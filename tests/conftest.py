@@ -23,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Modules whose module-scoped fixtures are expensive (exports, CLI processes started at once): one worker runs each
 # whole, so its fixtures are built once. Every other test is scheduled on its own.
-ONE_WORKER_MODULES = ("test_benchmark.py", "test_export.py", "test_finetune.py", "test_fuzz.py",
+ONE_WORKER_MODULES = ("test_benchmark.py", "test_deploy.py", "test_export.py", "test_finetune.py", "test_fuzz.py",
                       "test_serving_limits.py")
 # The slowest tests and modules (seconds on our 2-core machines, `--durations`): they start first, so that no worker
 # ends the run on a long test while the other is idle. The rest runs after them, in file order.
@@ -31,6 +31,7 @@ SLOW_FIRST = (
     "tests/test_design_sweep.py::test_two_shards_give_the_unsharded_set_and_resume_without_retraining",  # the sweep
     "tests/test_repo.py::test_readme_main_job_runs",  # the tiny run
     "tests/test_benchmark.py",
+    "tests/test_deploy.py",
     "tests/test_fuzz.py",
     "tests/test_train.py::test_train_export_and_eval_a_regnet",
     "tests/test_weights_core.py::test_convert_eval_and_export_commands",
@@ -47,7 +48,6 @@ SLOW_FIRST = (
     "tests/test_best_checkpoint.py::test_early_stopping_exports_the_best_checkpoint",
     "tests/test_serving_limits.py",
     "tests/test_train.py::test_mirrored_over_two_logical_cpus",
-    "tests/test_train.py::test_launcher_errors",
     "tests/test_models.py::test_built_model_equals_counter_for_every_zoo_model",
 )
 
@@ -169,6 +169,31 @@ def run_launcher(script, *args, env=None, timeout=600, **kwargs):
     """``python launch/<script> args`` in the repository, output captured as text."""
     return subprocess.run([sys.executable, os.path.join(REPO, "launch", script), *args], capture_output=True,
                           text=True, env=env, timeout=timeout, cwd=REPO, **kwargs)
+
+
+def run_command(command, *args):
+    """A command's ``main`` (a `regnet_tf.cli` module, e.g. ``regnet_tf.cli.eval``) in this process, with ``args``
+    as its command line; returns what it printed. Exceptions propagate (in a process, `cli.run` prints a user error
+    as its one `error:` line: tests of that start the launcher). The command's absl flags exist for the call only:
+    the next command may define flags of the same names. For a test of what the command computes; a test of the
+    process (the one-line error, the environment set before TensorFlow loads) starts it with `run_launcher`."""
+    import io
+
+    from absl import flags
+
+    names = set(flags.FLAGS)
+    command.define_flags()
+    added = [name for name in flags.FLAGS if name not in names]
+    out = io.StringIO()
+    try:
+        flags.FLAGS([command.__name__, *args])
+        with contextlib.redirect_stdout(out):
+            command.main([command.__name__])
+    finally:
+        for name in added:
+            delattr(flags.FLAGS, name)
+        flags.FLAGS.unparse_flags()
+    return out.getvalue()
 
 
 # The tiny run: the README's main job (the demo recipe) at 32 px, batch 16, 6 steps in loops of 3, a checkpoint every

@@ -31,13 +31,24 @@ def _has_tf_keras():
     return True
 
 
+def _has_export_tools():
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("ai_edge_litert", "tf2onnx", "onnxruntime"))
+
+
 @pytest.fixture(scope="module")
 def cli_runs():
     # The CLI processes start at once and run while the in-process tests do.
     procs = {"ok": _start(SCRIPT, *TINY, "--compare", "tf_keras", "--mode", "infer", "--all_harnesses"),
              "unknown": _start(SCRIPT, "--model", "regnetx_002,not_a_model"),
              "import": _start("-c", "import sys, regnet_tf.cli.benchmark as b; "
-                                    "print(b.bench.HARNESSES, 'tensorflow' in sys.modules)")}
+                                    "print(b.bench.HARNESSES, 'tensorflow' in sys.modules)"),
+             "bad_format": _start(SCRIPT, "--model", "regnetx_002", "--formats", "tflite,tflight")}
+    if _has_export_tools():  # export in this process, time in a child process with 1 thread
+        procs["formats"] = _start(SCRIPT, "--model", "regnetx_002", "--resolution", "32", "--batch", "2",
+                                  "--rounds", "1", "--steps", "1", "--warmup", "1", "--latency_steps", "1",
+                                  "--threads", "1", "--formats", "saved_model,tflite,onnx")
     results = {}
 
     def result(key):  # waits for that process: (returncode, stdout, stderr)
@@ -58,6 +69,13 @@ def bench(cli_runs):
     from regnet_tf import benchmark
 
     return benchmark
+
+
+@pytest.fixture
+def formats_bench(bench):
+    from regnet_tf import benchmark_formats
+
+    return benchmark_formats
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +238,102 @@ def test_cli_module_imports_without_tensorflow(cli_runs):
     returncode, out, err = cli_runs("import")
     assert returncode == 0, err
     assert out.split() == ["('on_batch',", "'tf_function')", "False"]
+
+
+# --- exported formats (--formats)
+
+
+def test_cli_formats_table(cli_runs):
+    if not _has_export_tools():
+        pytest.skip("needs ai_edge_litert, tf2onnx and onnxruntime (pip install 'regnet_tf[export]')")
+    returncode, out, err = cli_runs("formats")
+    assert returncode == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("TensorFlow ") and "onnxruntime" in lines[1]
+    header = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    for column in ("format", "threads", "b1 median ms", "b1 p90 ms", "b2 images/s", "b1 vs saved_model",
+                   "b2 vs saved_model", "rel diff"):
+        assert column in lines[header]
+    body = [line.split() for line in lines[header + 2:header + 5]]
+    assert [(b[0], b[1], b[2]) for b in body] == [("regnetx_002", f, "1") for f in ("saved_model", "tflite", "onnx")]
+    assert body[0][-3:] == ["1.00x", "1.00x", "-"]  # the baseline; a SavedModel crops first: no difference
+    assert all(float(b[-1]) < 1e-4 for b in body[1:])  # the files compute the Keras model's logits
+    assert any(line.startswith("tflite: ") and "XNNPACK" in line for line in lines[header + 5:])
+
+
+def test_cli_bad_format(cli_runs):
+    returncode, out, err = cli_runs("bad_format")
+    assert returncode != 0 and "Traceback" not in out + err
+    error = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "'tflight'" in error[0] and "valid formats: keras, keras_folded" in error[0]
+    assert "openvino_bf16" in error[0]
+
+
+def test_check_formats(formats_bench):
+    assert formats_bench.check_formats(["onnx", " keras", "onnx", ""]) == ("onnx", "keras")
+    with pytest.raises(ValueError, match="valid formats: keras"):
+        formats_bench.check_formats(["tflite_int4"])
+    assert set(formats_bench.FORMATS) >= {"saved_model", "tflite", "tflite_int8", "onnx", "openvino", "keras_folded"}
+    assert formats_bench.default_baseline(("onnx", "keras")) == "keras"
+    assert formats_bench.default_baseline(("onnx", "saved_model")) == "saved_model"
+    assert formats_bench.default_baseline(("keras",), ["timm"]) == "timm"
+
+
+def test_time_runners_alternate(formats_bench):
+    calls, lines = [], []
+
+    def runner(label):
+        return (lambda x: calls.append((label, len(x))) or np.zeros((len(x), 3), np.float32)), np.float32
+
+    pixels = np.zeros((4, 8, 8, 3), np.uint8)
+    out = formats_bench.time_runners({"a": runner("a"), "b": runner("b")}, pixels, rounds=2, steps=3, latency_steps=2,
+                             warmup=2, progress=lines.append)
+    timed = calls[2 * 4:]  # warmup: per runner 2 batch-4 calls and 2 batch-1 calls
+    assert calls[:4] == [("a", 4), ("a", 4), ("a", 1), ("a", 1)]
+    assert timed == 2 * ([("a", 1)] * 2 + [("a", 4)] * 3 + [("b", 1)] * 2 + [("b", 4)] * 3)
+    assert [len(out[k]["latency_ms"]) for k in "ab"] == [4, 4] and [len(out[k]["batch_ms"]) for k in "ab"] == [2, 2]
+    assert [line for line in lines if line.startswith("timing")] == [
+        "timing a: round 1/2", "timing b: round 1/2", "timing a: round 2/2", "timing b: round 2/2"]
+
+
+def test_format_ratios_and_table(formats_bench):
+    def row(fmt, ms, ips, threads=1):
+        return {"model": "m", "format": fmt, "threads": threads, "resolution": 32, "batch": 8, "latency_ms": ms,
+                "latency_p90_ms": ms * 1.5, "images_per_s": ips, "ms_min": 1, "ms_max": 2, "max_rel_diff": None}
+
+    rows = [row("keras_folded", 10.0, 50.0), row("timm_nchw", 20.0, 30.0), row("timm_channels_last", 25.0, 40.0),
+            row("keras_folded", 10.0, 50.0, threads=2)]
+    formats_bench.add_format_ratios(rows, "timm")  # vs the faster timm row on each measure, per thread count
+    assert [r["b1_vs"] for r in rows[:3]] == [2.0, 1.0, 0.8] and [r["bn_vs"] for r in rows[:3]] == [1.25, 0.75, 1.0]
+    assert rows[3]["b1_vs"] is None and rows[3]["bn_vs"] is None
+    lines = formats_bench.format_formats_table(rows).splitlines()
+    assert "b1 vs timm's fastest" in lines[0] and "b8 images/s" in lines[0] and "b1 p90 ms" in lines[0]
+    assert lines[2].split()[:3] == ["m", "keras_folded", "1"] and "2.00x" in lines[2] and "1.25x" in lines[2]
+    assert len({len(line) for line in lines[:2]}) == 1
+    assert any(line.startswith("timm_channels_last: ") for line in lines)
+
+
+def test_run_formats_keras_rows(formats_bench):
+    # The Keras rows need no export tool: the model is saved, loaded back, folded and timed in this process.
+    from regnet_tf import AnyNetSpec
+
+    spec = AnyNetSpec(ds=(1, 1), ws=(8, 16), gs=(4, 4), block="Y", se_ratio=0.25, stem_w=8)  # grouped convs, SE
+    rows = formats_bench.run_formats([spec], ["keras", "keras_folded"], resolution=32, batch=2, rounds=1, steps=1,
+                             latency_steps=2, warmup=1, log=lambda note: None)
+    assert [(r["model"], r["format"], r["batch"], r["resolution"]) for r in rows] == [
+        ("anynet", "keras", 2, 32), ("anynet", "keras_folded", 2, 32)]
+    for r in rows:
+        assert 0 < r["latency_ms"] <= r["latency_p90_ms"] and r["images_per_s"] > 0 and r["baseline"] == "keras"
+    assert rows[0]["b1_vs"] == rows[0]["bn_vs"] == 1.0 and rows[0]["max_rel_diff"] == 0.0
+    assert rows[1]["max_rel_diff"] < 1e-4  # folding keeps the logits
+
+
+def test_format_options(formats_bench):
+    assert formats_bench.check_format_options(["onnx", "keras"], [], ["2", "1", "2"]) == (("onnx", "keras"), [2, 1], "keras")
+    assert formats_bench.check_format_options(["onnx"], ["timm"], [1])[2] == "timm"
+    assert formats_bench.check_format_options(["onnx"], [], [1], "onnx+split")[2] == "onnx+split"
+    for args, message in [((["keras"], ["tf_keras"], [1]), "compare takes only 'timm'"),
+                          ((["keras"], [], ["0"]), "positive integers"), ((["keras"], [], ["x"]), "positive integers"),
+                          ((["keras"], [], [1], "onnx"), "not among the timed formats")]:
+        with pytest.raises(ValueError, match=message):
+            formats_bench.check_format_options(*args)

@@ -79,11 +79,39 @@ def test_numerically_equal_to_tf_keras_with_the_same_weights(factory, name):
     tf_keras.backend.clear_session()
 
 
-@pytest.mark.parametrize("depth", [50, 101, 152, 200])
-def test_resnet_rs_trainable_params_equal_tf_keras(depth):
-    theirs = getattr(tf_keras.applications, f"ResNetRS{depth}")(weights=None, input_shape=(160, 160, 3))
-    assert _trainable(theirs) == complexity(f"resnet_rs_{depth}")["params"]
+@pytest.fixture(scope="module")
+def resnet_rs_50_of_tf_keras():
+    """tf_keras's ResNetRS50 at 160 px: (its trainable parameters, those of one non-first block of each stage)."""
+    theirs = tf_keras.applications.ResNetRS50(weights=None, input_shape=(160, 160, 3))
+    per_block = {}  # (block group, block) -> trainable parameters
+    for layer in theirs.layers:
+        group, _, rest = layer.name.partition("__block_")
+        if group.startswith("BlockGroup") and rest:
+            key = (int(group[len("BlockGroup"):]), int(rest.split("_")[0]))
+            per_block[key] = per_block.get(key, 0) + _trainable(layer)
+    groups = sorted({g for g, _ in per_block})
+    repeated = {}
+    for g in groups:  # a group's blocks after its first (which projects) are all alike: one block's count
+        counts = {n for (gg, b), n in per_block.items() if gg == g and b > 0}
+        assert len(counts) == 1, (g, counts)
+        repeated[g] = counts.pop()
+    yield _trainable(theirs), [repeated[g] for g in groups]
     tf_keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("depth", [50, 101, 152, 200])
+def test_resnet_rs_trainable_params_equal_tf_keras(depth, resnet_rs_50_of_tf_keras):
+    # tf_keras's ResNetRS{depth} is ResNetRS50 with the block repeats of its BLOCK_ARGS[depth] (ResNetRS(depth)
+    # reads nothing else of the depth that holds weights): its count is ResNetRS50's plus the extra blocks', without
+    # building the 100-200-layer-deep models (~45 s of the suite)
+    from tf_keras.src.applications import resnet_rs
+
+    params_50, per_block = resnet_rs_50_of_tf_keras
+    theirs, base = resnet_rs.BLOCK_ARGS[depth], resnet_rs.BLOCK_ARGS[50]
+    assert [a["input_filters"] for a in theirs] == [a["input_filters"] for a in base]
+    assert len(per_block) == len(base)
+    expected = params_50 + sum((a["num_repeats"] - b["num_repeats"]) * n for a, b, n in zip(theirs, base, per_block))
+    assert expected == complexity(f"resnet_rs_{depth}")["params"]
 
 
 _RS_SUFFIX = {"__conv_1": "a", "_batch_norm_1": "a_bn", "__conv_2": "b", "__batch_norm_2": "b_bn", "__conv_3": "c",

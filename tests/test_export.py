@@ -141,6 +141,11 @@ def test_signatures_in_a_fresh_process_equal_the_keras_model(exported, tmp_path)
     assert info["limits"] == {"max_pixels": 64_000_000, "max_batch": 256, "max_request_bytes": 64 * 2 ** 20}
     assert {k: list(v["inputs"]) for k, v in info["signatures"].items()} == {
         "serving_default": ["image_bytes"], "serving_image_tensor": ["images"]}
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString(open(os.path.join(exported.dir, "saved_model.pb"), "rb").read())
+    ops = {node.op for f in saved.meta_graphs[0].graph_def.library.function for node in f.node_def}
+    assert info["batch_norm_folded"] is True and "Conv2D" in ops and not any("BatchNorm" in op for op in ops)
 
 
 def test_saved_model_cli_shows_and_runs_both_signatures(exported, tmp_path):

@@ -216,20 +216,25 @@ def test_train_export_and_eval_a_regnet(env, tiny_run, tmp_path):
     assert os.path.exists(os.path.join(saved, "saved_model.pb"))
     assert os.path.exists(os.path.join(saved, "assets", "label_map.txt"))
 
-    # launch/export.py to another directory, then launch/eval.py on the checkpoint and on the SavedModel
+    # the export command to another directory (its `main` in this process: tests/conftest.py run_command; the
+    # process of launch/export.py runs in test_export.py), then the eval command on the checkpoint (in this process)
+    # and launch/eval.py on the SavedModel (a process: the export loads without the objects that wrote it)
+    from regnet_tf.cli import eval as eval_command
+    from regnet_tf.cli import export as export_command
+
     again = str(tmp_path / "serving" / "1")
-    out = run("export.py", "--model_dir", model_dir, "--export_dir", again, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = conftest.run_command(export_command, "--model_dir", model_dir, "--export_dir", again)
+    assert "exported step 6 of demo" in out and again in out
     assert os.path.exists(os.path.join(again, "saved_model.pb"))
-    out = run("export.py", "--model_dir", model_dir, "--export_dir", again, env=env)
-    assert out.returncode != 0 and "overwrite" in out.stderr
+    with pytest.raises(FileExistsError, match="overwrite"):  # a user error: one `error:` line from the launcher
+        conftest.run_command(export_command, "--model_dir", model_dir, "--export_dir", again)
+    assert os.path.exists(os.path.join(again, "saved_model.pb"))  # the refused export left the first one
     # the whole split on both paths: the same images whatever order the readers interleave the files in
-    ckpt = run("eval.py", "--model_dir", model_dir, "--batch_size", "200", "--steps", "5", env=env)
-    assert ckpt.returncode == 0, ckpt.stderr[-3000:]
+    ckpt = conftest.run_command(eval_command, "--model_dir", model_dir, "--batch_size", "200", "--steps", "5")
     served = run("eval.py", "--saved_model", again, "--data", "demo", "--batch_size", "200", "--steps", "5", env=env)
     assert served.returncode == 0, served.stderr[-3000:]
-    top1 = [float(o.stdout.split("top-1 ")[1].split("%")[0]) for o in (ckpt, served)]
-    assert "(1000 images)" in ckpt.stdout and "(1000 images)" in served.stdout
+    top1 = [float(text.split("top-1 ")[1].split("%")[0]) for text in (ckpt, served.stdout)]
+    assert "(1000 images)" in ckpt and "(1000 images)" in served.stdout
     assert top1[0] == pytest.approx(top1[1], abs=2.0)  # same weights, same preprocessing (in the graph)
 
 
@@ -353,16 +358,33 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(env, mo
     assert checkpoint_steps(model_dir) and max(checkpoint_steps(model_dir)) == bad - 1
 
 
+def _command_error(*args):
+    """The `error:` line launch/train.py prints for ``args`` (its `main` in this process: tests/conftest.py
+    run_command): the error must be a user error, which `cli.run` prints as this one line and exit status 1."""
+    from regnet_tf import cli
+    from regnet_tf.cli import train as train_command
+
+    with pytest.raises(Exception) as e:
+        conftest.run_command(train_command, *args)
+    assert cli.is_user_error(e.value), repr(e.value)
+    return cli.error_line(e.value)
+
+
 def test_launcher_errors(env, tmp_path):
+    """In processes, the errors found before TensorFlow loads (a user error without --verbose is one `error:` line,
+    no traceback) and --list_recipes; in this process (`_command_error`), the ones after it loads: no data,
+    --strategy tpu without --tpu."""
     out = run("train.py", "--recipe", "resnet_rs_152_244", env=env)
-    assert out.returncode != 0 and "Unknown recipe" in out.stderr and "resnet_rs_152_224" in out.stderr
-    out = run("train.py", "--recipe", "resnet_rs_152_224", "--model_dir", str(tmp_path / "x"), env=env)
-    assert out.returncode != 0
-    assert "data_dir" in out.stderr and "train-00000" in out.stderr and "--data demo" in out.stderr
+    assert out.returncode == 1 and "Unknown recipe" in out.stderr and "resnet_rs_152_224" in out.stderr
+    assert "Traceback" not in out.stderr and len(_error_lines(out.stderr)) == 1  # without --verbose: one line
+    assert out.stderr.strip().splitlines()[-1].startswith("error: ")
+    line = _command_error("--recipe", "resnet_rs_152_224", "--model_dir", str(tmp_path / "x"))
+    assert "data_dir" in line and "train-00000" in line and "--data demo" in line
+    assert not os.path.exists(tmp_path / "x")
     out = run("train.py", "--recipe", "demo", "--set", "train.epoch=2", env=env)
     assert out.returncode != 0 and "did you mean 'epochs'" in out.stderr
-    out = run("train.py", "--recipe", "demo", "--strategy", "tpu", "--steps", "1", env=env)
-    assert out.returncode != 0 and "--tpu" in out.stderr
+    line = _command_error("--recipe", "demo", "--strategy", "tpu", "--steps", "1", "--model_dir", str(tmp_path / "t"))
+    assert "--tpu" in line and not os.path.exists(tmp_path / "t")
     out = run("train.py", "--list_recipes", env=env)
     assert out.returncode == 0 and "resnet_rs_152_224" in out.stdout and "82.8" in out.stdout
     assert len(out.stdout.splitlines()) == len(recipe_lib.list_recipes()) + len(recipe_lib.list_grids())
@@ -416,21 +438,18 @@ def test_truncated_tfrecord_is_one_error_line_and_data_dir_picks_the_source(env,
     args = ["--recipe", "demo", *TINY[2:], "--data_dir", str(data), "--set", "data.num_classes=3",
             "--set", "data.num_train_examples=30", "--set", "data.num_eval_examples=12", "--set",
             "data.shuffle_buffer=4", "--steps", "20", "--set", "train.steps_per_loop=1", "--noexport"]
-    out = run("train.py", *args, "--data", "tfrecord", "--model_dir", str(tmp_path / "t1"), env=env)
-    assert out.returncode == 1
-    lines = _error_lines(out.stderr)
-    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
-    assert lines[0].startswith(f"error: Truncated or corrupted TFRecord file {shard}: cannot read record index 29")
-    assert "{{node" not in out.stderr and "Graph execution error" not in out.stderr
+    # the line the launcher prints without --verbose (its `main` in this process; the process without --verbose
+    # printing only its `error:` line is test_launcher_errors'), then launch/train.py --verbose in a process
+    line = _command_error(*args, "--data", "tfrecord", "--model_dir", str(tmp_path / "t1"))
+    assert line.startswith(f"error: Truncated or corrupted TFRecord file {shard}: cannot read record index 29")
+    assert "{{node" not in line and "Graph execution error" not in line
 
     verbose = run("train.py", *args, "--verbose", "--model_dir", str(tmp_path / "t2"), env=env)  # no --data
     assert verbose.returncode == 1 and "source: tfrecord" in verbose.stdout  # picked from the directory
     assert "Traceback (most recent call last)" in verbose.stderr
-    assert verbose.stderr.rstrip().splitlines()[-1] == lines[0]
+    assert verbose.stderr.rstrip().splitlines()[-1] == line and len(_error_lines(verbose.stderr)) == 1
 
-    empty = tmp_path / "empty"
+    empty = tmp_path / "empty"  # in this process: what the launcher prints as its one line (as `out` above)
     empty.mkdir()
-    out = run("train.py", "--recipe", "demo", "--data_dir", str(empty), env=env)
-    assert out.returncode == 1 and "Traceback" not in out.stderr
-    lines = _error_lines(out.stderr)
-    assert len(lines) == 1 and "add --data tfrecord|folder|tfds" in lines[0] and str(empty) in lines[0]
+    line = _command_error("--recipe", "demo", "--data_dir", str(empty))
+    assert "add --data tfrecord|folder|tfds" in line and str(empty) in line

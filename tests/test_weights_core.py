@@ -322,21 +322,25 @@ def as_timm_state_dict(model, spec):
 
 
 def test_convert_eval_and_export_commands(tmp_path, demo_cache):
+    """launch/convert.py in a process (its flags, its printout); then the convert, eval and export commands' `main`
+    in this process (tests/conftest.py: run_command): a model that does not fit is refused with one `error:` line
+    (the line `cli.run` prints), eval and export use the weights' own settings. (launch/export.py --model and
+    launch/eval.py run as processes in test_export.py and test_train.py.)"""
     import os
 
-    from conftest import run_launcher
+    from conftest import run_command, run_launcher
+    from regnet_tf import cli
+    from regnet_tf.cli import convert as convert_command
+    from regnet_tf.cli import eval as eval_command
+    from regnet_tf.cli import export as export_command
 
     env = dict(os.environ, REGNET_TF_DATA=demo_cache, TF_CPP_MIN_LOG_LEVEL="3")
-
-    def run(script, *args):
-        return run_launcher(script, *args, env=env)
-
     source = build_model("regnetx_002", input_shape=(64, 64, 3), classes=10, classifier_activation=None)
     np.savez(tmp_path / "x002.npz", **as_timm_state_dict(source, get_spec("regnetx_002").resolved()))
     out_file = str(tmp_path / "x002.weights.h5")
-    out = run("convert.py", "--from", "timm", "--model", "regnetx_002", "--input", str(tmp_path / "x002.npz"),
-              "--output", out_file, "--classes", "10", "--input_size", "64", "--crop_fraction", "0.9",
-              "--interpolation", "bicubic", "--tag", "mine")
+    out = run_launcher("convert.py", "--from", "timm", "--model", "regnetx_002", "--input", str(tmp_path / "x002.npz"),
+                       "--output", out_file, "--classes", "10", "--input_size", "64", "--crop_fraction", "0.9",
+                       "--interpolation", "bicubic", "--tag", "mine", env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "padding = symmetric" in out.stdout and "RegNetX002(weights=" in out.stdout
     config = core.read_config(out_file)
@@ -346,20 +350,21 @@ def test_convert_eval_and_export_commands(tmp_path, demo_cache):
     x = _x((2, 64, 64, 3))
     np.testing.assert_allclose(converted(x), source(x), rtol=1e-5, atol=1e-5)
 
-    wrong = run("convert.py", "--from", "timm", "--model", "regnety_002", "--input", str(tmp_path / "x002.npz"),
-                "--output", str(tmp_path / "y.weights.h5"))
-    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
-    assert wrong.stderr.strip().splitlines()[-1].startswith("error: the timm weights of ")
-    assert "missing in the source" in wrong.stderr and "s1.b1.se.fc1.weight" in wrong.stderr
+    with pytest.raises(ConversionError) as wrong:
+        run_command(convert_command, "--from", "timm", "--model", "regnety_002", "--input",
+                    str(tmp_path / "x002.npz"), "--output", str(tmp_path / "y.weights.h5"))
+    assert cli.is_user_error(wrong.value)  # in a process: exit status 1, this one line, no traceback
+    line = cli.error_line(wrong.value)
+    assert line.startswith("error: the timm weights of ") and "\n" not in line
+    assert "missing in the source" in line and "s1.b1.se.fc1.weight" in line
+    assert not (tmp_path / "y.weights.h5").exists()
 
-    evaluated = run("eval.py", "--model", "regnetx_002", "--weights", out_file, "--data", "demo", "--batch_size",
-                    "20", "--steps", "1")
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    assert f"regnetx_002 with weights {out_file} at 64 px" in evaluated.stdout and "(20 images)" in evaluated.stdout
+    evaluated = run_command(eval_command, "--model", "regnetx_002", "--weights", out_file, "--data", "demo",
+                            "--batch_size", "20", "--steps", "1")
+    assert f"regnetx_002 with weights {out_file} at 64 px" in evaluated and "(20 images)" in evaluated
 
     export_dir = str(tmp_path / "serving" / "1")
-    exported = run("export.py", "--model", "regnetx_002", "--weights", out_file, "--export_dir", export_dir)
-    assert exported.returncode == 0, exported.stderr[-3000:]
+    run_command(export_command, "--model", "regnetx_002", "--weights", out_file, "--export_dir", export_dir)
     with open(os.path.join(export_dir, "assets.extra", "regnet_tf.json")) as f:
         info = json.load(f)
     assert info["image_size"] == 64 and info["metadata"]["weights"] == "mine"

@@ -35,14 +35,15 @@ def _var(w):
 
 
 def _source(library, factory, size, rng, exact_constants=False, **kwargs):
-    """The source application (weights=None, logits out) with random BN scales, biases, input normalization and BN
-    moving statistics: the statistics of a random batch (set by one training-mode pass with momentum 0, so that
-    every layer's output depends on the input), then randomly perturbed. ``exact_constants``: Keras casts a
-    Python-float Rescaling constant (1/255) through float32; a float64 comparison gives the source that constant in
-    float64."""
+    """The source application (weights=None, logits out; ``factory``: its name, or a function that builds it) with
+    random BN scales, biases, input normalization and BN moving statistics: the statistics of a random batch (set by
+    one training-mode pass with momentum 0, so that every layer's output depends on the input), then randomly
+    perturbed. ``exact_constants``: Keras casts a Python-float Rescaling constant (1/255) through float32; a float64
+    comparison gives the source that constant in float64."""
     apps = tf_keras.applications if library == "tf_keras" else keras.applications
-    extra = {} if factory.startswith("RegNet") else {"classifier_activation": None}  # tf_keras RegNet: logits always
-    model = getattr(apps, factory)(weights=None, input_shape=(size, size, 3), **extra, **kwargs)
+    build = getattr(apps, factory) if isinstance(factory, str) else factory
+    extra = {} if build.__name__.startswith("RegNet") else {"classifier_activation": None}  # tf_keras RegNet: logits
+    model = build(weights=None, input_shape=(size, size, 3), **extra, **kwargs)
     draw = {"gamma": lambda s: rng.uniform(0.5, 1.5, s), "beta": lambda s: rng.normal(0, 0.2, s),
             "bias": lambda s: rng.normal(0, 0.2, s), "mean": lambda s: rng.uniform(0.3, 0.6, s),  # Normalization
             "variance": lambda s: rng.uniform(0.03, 0.09, s)}
@@ -67,6 +68,26 @@ def _source(library, factory, size, rng, exact_constants=False, **kwargs):
         values[var] = values[var] * rng.uniform(0.8, 1.25, values[var].shape)
     model.set_weights([values[id(w)] for w in model.weights])
     return model
+
+
+# ResNet-RS at these blocks per stage, not ResNetRS50's (3, 4, 6, 3): ~5 s less to build twice, and still every
+# kind of block (a projecting stride-1 block, an identity block after it, ResNet-D stride-2 blocks; SE in each).
+RS_DS = (2, 1, 1, 1)
+
+
+def _tf_keras_resnet_rs_50(ds):
+    """tf_keras's ResNetRS50 with ``ds`` blocks per stage. tf_keras builds its every ResNetRS{depth} as
+    `ResNetRS(depth, ...)` with that depth's `BLOCK_ARGS` (filters 64-512, repeats); ResNetRS50 passes these
+    arguments, and `test_resnet_rs_50_is_tf_keras_resnet_rs_50` holds that ours is its BLOCK_ARGS."""
+    from tf_keras.src.applications import resnet_rs
+
+    def build(**kwargs):
+        block_args = [dict(args, num_repeats=d) for args, d in zip(resnet_rs.BLOCK_ARGS[50], ds)]
+        return resnet_rs.ResNetRS(depth=50, block_args=block_args, drop_connect_rate=0.0, dropout_rate=0.25,
+                                  model_name="resnet-rs-50", **kwargs)
+
+    build.__name__ = "ResNetRS50_ds" + "".join(map(str, ds))
+    return build
 
 
 def _normalization(model):
@@ -101,24 +122,39 @@ def _input(source_model, how, tmp_path):
     return path
 
 
+# (library, factory, our model: a registry name or a spec, size, how the source is given)
 CASES = [("tf_keras", "RegNetX002", "regnetx_002", 64, "object"),
          ("tf_keras", "RegNetY002", "regnety_002", 72, "object"),
-         ("tf_keras", "ResNetRS50", "resnet_rs_50", 72, "object"),
+         ("tf_keras", _tf_keras_resnet_rs_50(RS_DS), get_spec("resnet_rs_50").replace(ds=RS_DS), 72, "object"),
          ("tf_keras", "EfficientNetB0", "efficientnet_b0", 64, ".h5"),
          ("keras", "EfficientNetB0", "efficientnet_b0", 72, ".weights.h5")]
 
 
-@pytest.mark.parametrize("library,factory,name,size,how", CASES)
-def test_float64_logits_equal_the_source(float64, tmp_path, library, factory, name, size, how):
-    rng = np.random.default_rng(sum(map(ord, factory)) + size)
+def _name(value):
+    return value if isinstance(value, str) else value.__name__
+
+
+@pytest.mark.parametrize("library,factory,model,size,how", CASES,
+                         ids=[f"{lib}-{_name(f)}-{s}-{how}" for lib, f, _, s, how in CASES])
+def test_float64_logits_equal_the_source(float64, tmp_path, library, factory, model, size, how):
+    rng = np.random.default_rng(sum(map(ord, _name(factory))) + size)
     source_model = _source(library, factory, size, rng, exact_constants=True)
-    ours, config = weights.convert(library, name, _input(source_model, how, tmp_path))
+    ours, config = weights.convert(library, model, _input(source_model, how, tmp_path))
+    name = model if isinstance(model, str) else ""  # a spec built by hand has no registry name
     assert config.source == library and config.model == name and ours.dtype == "float64"
-    if factory.startswith("EfficientNet"):  # its random Normalization layer: the converted model has an input adapter
+    if _name(factory).startswith("EfficientNet"):  # its random Normalization: the converted model has an input adapter
         mean, var = _normalization(source_model).get_weights()[:2]
         np.testing.assert_allclose(config.input_mean, mean, rtol=1e-12)
         np.testing.assert_allclose(config.input_std, np.sqrt(var), rtol=1e-12)
     assert _compare(source_model, ours, rng, size, "float64") <= 1e-8
+
+
+def test_resnet_rs_50_is_tf_keras_resnet_rs_50():
+    # the float64 case converts ResNetRS50 at RS_DS blocks per stage: resnet_rs_50 is it at BLOCK_ARGS[50]'s
+    from tf_keras.src.applications import resnet_rs
+
+    spec = get_spec("resnet_rs_50")
+    assert [{"input_filters": w, "num_repeats": d} for w, d in zip(spec.ws, spec.ds)] == resnet_rs.BLOCK_ARGS[50]
 
 
 def test_imagenet_weights_file_means_imagenet_normalization(tmp_path):

@@ -1,6 +1,6 @@
-"""`regnet-eval` / `python launch/eval.py`: evaluate a checkpoint (a model_dir), an exported SavedModel or a model
-with trained weights (`--model` + `--weights`, with the weights' own eval settings) on a data source. Usage: see
-launch/eval.py."""
+"""`regnet-eval` / `python launch/eval.py`: evaluate a checkpoint (a model_dir), an exported SavedModel, an exported
+TFLite / ONNX / OpenVINO file, or a model with trained weights (`--model` + `--weights`, with the weights' own eval
+settings) on a data source. Usage: see launch/eval.py."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ def define_flags():
     """The command's absl flags (defined when the command runs, not on import)."""
     flags.DEFINE_string("model_dir", None, "A model_dir written by launch/train.py (its last checkpoint).")
     flags.DEFINE_string("saved_model", None, "An exported SavedModel directory (instead of --model_dir).")
+    flags.DEFINE_string("tflite", None, "An exported .tflite file (launch/export.py --format tflite[_fp16|_int8]).")
+    flags.DEFINE_string("onnx", None, "An exported .onnx file (launch/export.py --format onnx).")
+    flags.DEFINE_string("openvino", None, "An exported OpenVINO .xml file (launch/export.py --format openvino).")
+    flags.DEFINE_integer("threads", None, "Exported files: the runtime's threads (default: its own).")
     flags.DEFINE_string("model", None, "A registered model with --weights (instead of --model_dir).")
     flags.DEFINE_string("weights", "imagenet", "With --model: imagenet, a tag of public weights or a weights file.")
     flags.DEFINE_enum("data", None, DATA_SOURCES, "Data source (default: the run's).")
@@ -34,15 +38,24 @@ def main(argv):
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
-    if sum(map(bool, (FLAGS.model_dir, FLAGS.saved_model, FLAGS.model))) != 1:
-        raise ValueError("give exactly one of --model_dir (a checkpoint), --saved_model (an export) and --model (with "
-                         "--weights)")
+    files = {flag: FLAGS[flag].value for flag in ("tflite", "onnx", "openvino") if FLAGS[flag].value}
+    if sum(map(bool, (FLAGS.model_dir, FLAGS.saved_model, FLAGS.model))) + len(files) != 1:
+        raise ValueError("give exactly one of --model_dir (a checkpoint), --saved_model (an export), --tflite / "
+                         "--onnx / --openvino (an exported file) and --model (with --weights)")
     from regnet_tf.data.sources import check_data  # imports TensorFlow: only after cli.run set the environment
     from regnet_tf.train import evaluate
 
     overrides = shortcut_overrides(FLAGS.data, FLAGS.data_dir) + FLAGS.set
     if FLAGS.model:
         m, what, recipe = _evaluate_weights(recipe_lib, check_data, evaluate, overrides)
+    elif files:
+        (flag, path), = files.items()
+        _check_extension(flag, path)
+        recipe = recipe_lib.from_dict(recipe_lib.apply_overrides({}, overrides))
+        check_data(recipe.data, (FLAGS.split,))
+        m, info = evaluate.evaluate_file(path, recipe.data, FLAGS.split, FLAGS.batch_size, FLAGS.steps,
+                                         FLAGS.threads)
+        what = f"{info['format']} {path}"
     elif FLAGS.saved_model:
         recipe = recipe_lib.from_dict(recipe_lib.apply_overrides({}, overrides))
         check_data(recipe.data, (FLAGS.split,))
@@ -59,6 +72,12 @@ def main(argv):
         what = f"{FLAGS.model_dir} step {step} ({trainer.weights_note().lstrip(', ') or 'raw weights'})"
     print(f"{what} on {recipe.data.source} {FLAGS.split}: top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}% "
           f"({m['examples']} images)")
+
+
+def _check_extension(flag, path):
+    expected = {"tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml"}[flag]
+    if not path.endswith(expected):
+        raise ValueError(f"--{flag} takes a {expected} file; got {path}")
 
 
 def _evaluate_weights(recipe_lib, check_data, evaluate, overrides):

@@ -1,6 +1,7 @@
 """A finished run from outside the training loop: its recipe, a serving copy of its model, and the evaluation of an
-exported SavedModel through its `serving_default` signature (image bytes in, preprocessing in the graph). Also the
-top-k count (`topk_correct`) that the training loop's evaluation uses too.
+exported SavedModel through its `serving_default` signature (image bytes in, preprocessing in the graph) or of an
+exported file (TFLite, ONNX, OpenVINO: `evaluate_file`). Also the top-k count (`topk_correct`) that the training
+loop's evaluation uses too.
 
     recipe = load_run("runs/demo", overrides=["data.data_dir=/data"])
     metrics = evaluate_saved_model("runs/demo/export/390", recipe.data)
@@ -8,12 +9,14 @@ top-k count (`topk_correct`) that the training loop's evaluation uses too.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import keras
 import tensorflow as tf
 import yaml
 
+from regnet_tf.data import folder
 from regnet_tf.data.sources import encoded_dataset, input_pipeline
 from regnet_tf.files import write_atomic
 from regnet_tf.models.common import keras_model
@@ -132,6 +135,26 @@ def evaluate_model(model, data_config, split="validation", batch_size=100, steps
     batches = input_pipeline(data_config, split, batch_size, training=False)
     return _accuracy(batches, tf.function(lambda x: model(x, training=False)), steps,
                      f"{split} {data_config.source}")
+
+
+def evaluate_file(path, data_config, split="validation", batch_size=100, steps=0, threads=None):
+    """Top-1 / top-5 of an exported file (`regnet_tf.deploy`: .tflite, .onnx, OpenVINO .xml) on a data source's
+    split: the eval pipeline's uint8 pixels at the file's image size, crop and resize (its sidecar), fed to its
+    runtime. Returns the metrics and the sidecar."""
+    from regnet_tf import runtimes
+
+    runner = runtimes.load(path, threads=threads)
+    info, data_config = runner.info, folder.resolve(data_config)
+    if data_config.num_classes != info["num_classes"]:
+        raise TrainingError(f"{path} has {info['num_classes']} classes and the {data_config.source} data "
+                            f"{data_config.num_classes}: evaluate it on the data it was trained for")
+    p = info["preprocessing"]
+    data = dataclasses.replace(data_config, image_size=info["image_size"], eval_mode=p["eval_mode"],
+                               eval_crop_fraction=p.get("crop_fraction", data_config.eval_crop_fraction),
+                               eval_short_side=p.get("short_side"), resize_method=p["resize_method"],
+                               normalize=False)
+    batches = input_pipeline(data, split, batch_size, training=False)
+    return _accuracy(batches, lambda images: runner(images.numpy()), steps, f"{split} {data.source}"), info
 
 
 def evaluate_saved_model(export_dir, data_config, split="validation", batch_size=100, steps=0):

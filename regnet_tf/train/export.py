@@ -38,12 +38,15 @@ Choices:
   so a decompression bomb costs no memory. `serving_image_tensor` checks H x W against `max_pixels`. Animated GIFs:
   the first frame is served (the decoder reads every frame, so the budget counts them all). See docs/SERVING.md.
 - Mixed precision: the model computes under its own policy; every output is float32.
+- BatchNormalization is folded into the convolution before it (``fold=True``, `regnet_tf.inference`): the served
+  graph has one op less per convolution, outputs within 1e-5 relative of the model (docs/DEPLOY.md).
 - Grouped convolutions (RegNet): TensorFlow's graph optimizer (grappler's remapper) fuses Conv2D + BatchNorm
   (+ ReLU) into `_FusedConv2D`, whose CPU kernel rejects grouped convolutions unless oneDNN is on ("Fused conv
   implementation does not support grouped convolutions for now"). TF Serving and TensorFlow on CPUs without
   AVX-512 run without oneDNN, so the serving functions call a copy of the model that shares its layers and
   weights and has a no-op `EnsureShape` after every grouped convolution, which keeps it out of the fusion (the
-  other convolutions are still fused).
+  other convolutions are still fused). With BN folded, a grouped convolution has a bias, which the remapper would
+  fuse too: its bias is added after the `EnsureShape`.
 - The saved object tracks the serving functions, the label table and the variables the functions read, not the
   Keras model object (as `keras.Model.export`): TF1-style loaders (TF Serving, `saved_model_cli run`) cannot find
   the variables of a SavedModel whose object graph holds a Keras 3 model.
@@ -91,7 +94,7 @@ def export_saved_model(model, export_dir, *, image_size, eval_mode="crop_fractio
                        crop_fraction=preprocess.CENTER_CROP_FRACTION, short_side=None, resize_method="bilinear",
                        label_map=None, label_offset=LABEL_OFFSET, metadata=None, overwrite=False,
                        max_pixels=MAX_PIXELS, max_batch=MAX_BATCH, max_request_bytes=MAX_REQUEST_BYTES,
-                       name_decode_errors=False):
+                       name_decode_errors=False, fold=True):
     """Writes `model` as a TF Serving SavedModel into `export_dir` (a version directory, e.g. `.../1`).
 
     See the module docstring for the signatures. `eval_mode`, `crop_fraction`, `short_side` and `resize_method`
@@ -100,17 +103,25 @@ def export_saved_model(model, export_dir, *, image_size, eval_mode="crop_fractio
     `metadata`: a JSON-serializable dict stored in `assets.extra/regnet_tf.json`. `max_pixels` (decoded pixels
     per image), `max_batch` (images per request), `max_request_bytes` (encoded bytes per request): the request
     limits, ints >= 0, 0 = no limit. `name_decode_errors`: a file the decoder refuses fails naming its index, at
-    ~25-50 ms per request (`serving_input`). Returns `export_dir`.
+    ~25-50 ms per request (`serving_input`). `fold`: serve an inference copy with BatchNormalization folded into
+    the convolutions (`regnet_tf.inference.fold_batch_norm`; within 1e-5 of the model), for float32 models (a
+    mixed-precision model is served as it computes). Returns `export_dir`.
     """
     export_dir = os.path.abspath(os.fspath(export_dir))
-    config = _eval_config(model, image_size, eval_mode, crop_fraction, short_side, resize_method)
+    config = eval_config(model, image_size, eval_mode, crop_fraction, short_side, resize_method)
     config["label_offset"] = label_offset
     config["limits"] = serving_input.check_limits(max_pixels=max_pixels, max_batch=max_batch,
                                                   max_request_bytes=max_request_bytes)
     config["name_decode_errors"] = bool(name_decode_errors)
-    names = None if label_map is None else _label_names(label_map, label_offset, config["num_classes"])
+    names = None if label_map is None else label_names(label_map, label_offset, config["num_classes"])
     info = _metadata(model, config, names is not None, label_offset, metadata)
+    fold = fold and model.dtype_policy.compute_dtype == "float32"  # in bfloat16/float16 folding moves the rounding
+    info["batch_norm_folded"] = fold
     _check_target(export_dir, overwrite)
+    if fold:
+        from regnet_tf.inference import fold_batch_norm
+
+        model = fold_batch_norm(model)
     staging = _sibling(export_dir, "tmp")
     os.makedirs(staging)  # not mkdtemp: its mode 0700 would hide the export from a TF Serving of another user
     try:
@@ -204,9 +215,24 @@ class _NoFusion(keras.layers.Layer):
         return tf.ensure_shape(x, x.shape)
 
 
+class _NoFusionConv(keras.layers.Layer):
+    """A grouped convolution with a bias (BN folded into it) computed as conv -> `EnsureShape` -> bias add, so
+    that grappler does not fuse the convolution with its own bias either. Shares the layer's weights."""
+
+    def __init__(self, conv, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = conv
+
+    def call(self, x):
+        y = self.conv.convolution_op(x, self.conv.kernel)
+        y = tf.nn.bias_add(tf.ensure_shape(y, y.shape), tf.cast(self.conv.bias, y.dtype))
+        return self.conv.activation(y)
+
+
 def without_grouped_conv_fusion(model):
     """`model`, or for a Functional model with grouped convolutions a copy sharing its layers (and weights) with
-    a `_NoFusion` after each grouped convolution (see the module docstring)."""
+    a `_NoFusion` after each grouped convolution, or, for one with a bias, the convolution computed by a
+    `_NoFusionConv` (see the module docstring)."""
     def grouped(layer):
         return isinstance(layer, keras.layers.Conv2D) and layer.groups > 1
 
@@ -214,9 +240,11 @@ def without_grouped_conv_fusion(model):
         return model
 
     def call(layer, *args, **kwargs):
-        outputs = layer(*args, **kwargs)
         if not grouped(layer):
-            return outputs
+            return layer(*args, **kwargs)
+        if layer.use_bias:
+            return _NoFusionConv(layer, dtype=layer.dtype_policy, name=f"{layer.name}_no_fusion")(*args)
+        outputs = layer(*args, **kwargs)
         return _NoFusion(dtype=layer.dtype_policy, autocast=False, name=f"{layer.name}_no_fusion")(outputs)
 
     return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
@@ -227,8 +255,10 @@ def _is_functional(model):
     return hasattr(model, "_run_through_graph") and not isinstance(model, keras.Sequential)
 
 
-def _eval_config(model, image_size, eval_mode, crop_fraction, short_side, resize_method):
-    """Validated export settings: image size, eval preprocessing and the number of classes."""
+def eval_config(model, image_size, eval_mode="crop_fraction", crop_fraction=preprocess.CENTER_CROP_FRACTION,
+                short_side=None, resize_method="bilinear"):
+    """Validated export settings: image size, eval preprocessing and the number of classes (the SavedModel's and
+    `regnet_tf.deploy`'s)."""
     if not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"image_size must be a positive int; got {image_size!r}")
     if eval_mode not in preprocess.EVAL_MODES:
@@ -254,7 +284,7 @@ def _eval_config(model, image_size, eval_mode, crop_fraction, short_side, resize
             "num_classes": int(output_shape[-1])}
 
 
-def _label_names(label_map, label_offset, num_classes):
+def label_names(label_map, label_offset, num_classes):
     """[name of class 0, ..., name of class K-1] from a label_map.txt path or a {class index: name} dict."""
     if isinstance(label_map, dict):
         names, source = {int(k): str(v) for k, v in label_map.items()}, "the label_map dict"

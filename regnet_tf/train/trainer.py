@@ -404,19 +404,22 @@ class Trainer:
     # ---- export
     def export(self, export_dir=None, overwrite=True, **limits):
         """A SavedModel of the EMA (or raw) weights in float32, `model_dir/export/<step>` by default."""
+        model, metadata = self.inference_model()
+        d = self.recipe.data
+        export_dir = export_dir or os.path.join(self.model_dir, "export", str(metadata["step"]))
+        return export_saved_model(model, export_dir, image_size=d.image_size, eval_mode=d.eval_mode,
+                                  crop_fraction=d.eval_crop_fraction, short_side=d.eval_short_side,
+                                  resize_method=d.resize_method, label_map=sources.label_map_path(d),
+                                  label_offset=d.stored_label_offset, metadata=metadata,
+                                  overwrite=overwrite, **{"max_pixels": d.max_pixels, **limits})
+
+    def inference_model(self):
+        """(a float32 copy of the model holding the evaluated weights - EMA, SWA or raw -, the exports' metadata)."""
         step = int(self.step.numpy())
-        export_dir = export_dir or os.path.join(self.model_dir, "export", str(step))
         with self.ema_weights():
             weights = self.model.get_weights()
         note = self.weights_note()
         model = serving_model(self.spec, self.recipe, weights, self.init.config if self.init else None)
-        d = self.recipe.data
-        return export_saved_model(model, export_dir, image_size=d.image_size, eval_mode=d.eval_mode,
-                                  crop_fraction=d.eval_crop_fraction, short_side=d.eval_short_side,
-                                  resize_method=d.resize_method, label_map=sources.label_map_path(d),
-                                  label_offset=d.stored_label_offset,
-                                  metadata={"recipe": self.recipe.name, "model": self.recipe.model.name or
-                                            self.recipe.model.kind, "step": step, "ema": self.ema is not None,
-                                            "averaged": note[2:] or "raw weights",
-                                            "init": self.init.source if self.init else "random"},
-                                  overwrite=overwrite, **{"max_pixels": d.max_pixels, **limits})
+        return model, {"recipe": self.recipe.name, "model": self.recipe.model.name or self.recipe.model.kind,
+                       "step": step, "ema": self.ema is not None, "averaged": note[2:] or "raw weights",
+                       "init": self.init.source if self.init else "random"}

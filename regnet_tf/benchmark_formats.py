@@ -1,0 +1,460 @@
+"""Inference of a model in several runtimes side by side: exported formats, the Keras model, timm (`launch/benchmark.py
+--formats`; docs/SPEED.md). The model-throughput benchmark it shares its timing with is `regnet_tf.benchmark`.
+
+Length: one study in one place (export every format, load the runners, the timm rows, alternate the rounds, the
+table and its ratios), as docs/SPEED.md reads it.
+
+    from regnet_tf import benchmark_formats
+    rows = benchmark_formats.run_formats(["regnety_016"], ["keras_folded", "saved_model", "tflite", "onnx"], batch=32)
+    print(benchmark_formats.format_formats_table(rows))
+
+`export_model` builds the model (random init, float32, 1000 classes, logits) and writes each format (`FORMATS`:
+the `regnet_tf.deploy` formats, "saved_model_unfolded" = the SavedModel export with fold=False, "openvino_bf16" =
+the OpenVINO file at bf16 precision, and the Keras model in a tf.function: "keras", "keras_folded" (BatchNormalization
+folded by `regnet_tf.inference.fold_batch_norm`), "keras_xla" (that with jit_compile=True)); `time_exports` loads
+them with `regnet_tf.runtimes.load` (XNNPACK, ORT_ENABLE_ALL, OpenVINO's CPU plugin) at a thread count and times
+them in alternating rounds: per round and format `latency_steps` batch-1 calls, each timed (median and 90th
+percentile over all rounds), and `steps` batch-B calls (images/s from the median round); warm-up calls are not
+timed. Every runner gets the same random uint8 pixels [B, S, S, 3] (0-255; normalization is inside every format)
+converted once to its input dtype, and returns numpy logits. `compare=["timm"]` adds timm's model of the same
+name in PyTorch (NCHW and channels_last). The ratio columns compare each row with a baseline format of the same
+model and thread count (`add_format_ratios`). TensorFlow's thread count is fixed at its first op in a process: the
+CLI times each thread count in a child process of its own.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+
+from regnet_tf import deploy  # numpy only at import: its FORMATS are flag choices
+from regnet_tf.benchmark import default_resolution, time_steps
+
+KERAS_FORMATS = ("keras", "keras_folded", "keras_xla")
+SAVED_MODELS = ("saved_model", "saved_model_unfolded")
+OPENVINO_BF16 = "openvino_bf16"
+FORMATS = KERAS_FORMATS + deploy.FORMATS + ("saved_model_unfolded", OPENVINO_BF16)
+TIMM = "timm"
+TIMM_ROWS = ("timm_nchw", "timm_channels_last")  # the two memory formats timm is timed in
+TIMM_NAMES = {"resnet_rs_50": "resnetrs50"}  # timm's name where it is not ours
+GROUPED_CONV = ("native", "split", "both")
+SPLIT = "+split"  # label suffix of a file exported with grouped_conv="split"
+CALIBRATION_IMAGES = 100
+MANIFEST = "manifest.json"
+KERAS_FILE = "model.keras"
+FORMAT_NOTES = {
+    "keras": "the Keras model (pixels -> normalization -> model) in a tf.function",
+    "keras_folded": "the same, BatchNormalization folded (regnet_tf.inference.fold_batch_norm)",
+    "keras_xla": "keras_folded in a tf.function(jit_compile=True) (XLA)",
+    "saved_model": "serving_image_tensor signature (uint8 pixels; in-graph center crop + resize, softmax, top-5), "
+                   "BatchNormalization folded",
+    "saved_model_unfolded": "the same SavedModel export with fold=False",
+    "tflite": "ai-edge-litert interpreter (XNNPACK)",
+    "tflite_fp16": "float16 weights, XNNPACK",
+    "tflite_int8": "full-integer int8, calibrated on the demo data's images (eval view); less exact",
+    "onnx": "onnxruntime CPU, ORT_ENABLE_ALL graph optimizations",
+    "openvino": "OpenVINO CPU plugin, float32 precision hint (matches Keras to 1e-4)",
+    OPENVINO_BF16: "OpenVINO CPU plugin, bf16 precision hint (its default on bf16 CPUs): LESS EXACT (~1e-2)",
+    "timm_nchw": "timm in PyTorch, eval(), torch.inference_mode(), NCHW",
+    "timm_channels_last": "the same in channels_last memory format",
+}
+
+
+def check_formats(formats) -> tuple:
+    """The formats, deduplicated; a one-line ValueError listing the valid ones for an unknown name."""
+    formats = tuple(dict.fromkeys(f.strip() for f in formats if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ValueError(f"unknown format {', '.join(map(repr, bad)) or '(none given)'}; valid formats: "
+                         f"{', '.join(FORMATS)}")
+    return formats
+
+
+def check_format_options(formats, compare=(), threads=(1,), baseline=None) -> tuple:
+    """(formats, thread counts, baseline) checked before anything is built: one-line ValueErrors for an unknown
+    format, a comparison other than timm, a thread count < 1 and a baseline that is not timed."""
+    formats = check_formats(formats)
+    if set(compare) - {TIMM}:
+        raise ValueError(f"with formats, compare takes only {TIMM!r}; got {', '.join(map(repr, compare))}")
+    try:
+        threads = [int(t) for t in threads]
+    except ValueError:
+        threads = []
+    if not threads or min(threads) < 1:
+        raise ValueError("threads must be positive integers")
+    baseline = baseline or default_baseline(formats, compare)
+    timed = formats + tuple(f + SPLIT for f in formats) + ((TIMM,) if TIMM in compare else ())
+    if baseline not in timed:
+        raise ValueError(f"baseline {baseline!r} is not among the timed formats {', '.join(formats)}")
+    return formats, list(dict.fromkeys(threads)), baseline
+
+
+def versions() -> str:
+    """Installed versions of the runtimes the format rows use (missing ones left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pip in ("tensorflow", "keras", "ai-edge-litert", "onnxruntime", "tf2onnx", "openvino", "torch", "timm"):
+        try:
+            out.append(f"{pip} {version(pip)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(out)
+
+
+def set_threads(threads, log=print) -> None:
+    """TensorFlow's intra- and inter-op threads = `threads` (None: leave them), before TensorFlow's first op; once
+    its thread pools exist they cannot change: a note says so (the CLI times each thread count in its own
+    process)."""
+    import tensorflow as tf
+
+    if not threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        now = tf.config.threading.get_intra_op_parallelism_threads()
+        if now != threads:
+            log(f"note: TensorFlow's thread pools exist already in this process ({now or 'default'} intra-op "
+                f"threads); its rows run with those, not {threads}")
+
+
+# --- export
+
+def export_model(name, formats, out_dir, resolution=None, grouped_conv="native", fold=True,
+                 calibration_images=CALIBRATION_IMAGES, log=print) -> dict:
+    """Builds `name` (registered name or spec; random init, float32, 1000 classes, logits) and writes what
+    `formats` need into `out_dir`: the Keras model (`KERAS_FILE`: the keras rows and the reference logits), the
+    SavedModels and the `regnet_tf.deploy` files (BatchNormalization folded if `fold`; grouped convolutions
+    `grouped_conv` "native", "split" or "both"; int8 calibrated on the demo data). Returns the manifest (also
+    written as `out_dir/MANIFEST`): {"model", "resolution", "entries": {label: entry}}. A format that cannot be
+    exported is left out with a note."""
+    from regnet_tf.applications import build_model
+
+    formats = check_formats(formats)
+    if grouped_conv not in GROUPED_CONV:
+        raise ValueError(f"grouped_conv must be one of {GROUPED_CONV}; got {grouped_conv!r}")
+    res = resolution or default_resolution(name)
+    model = build_model(name, weights=None, input_shape=(res, res, 3), classifier_activation=None)
+    os.makedirs(out_dir, exist_ok=True)
+    model.save(os.path.join(out_dir, KERAS_FILE))
+    entries, calibration = {}, None
+    if "tflite_int8" in formats:
+        calibration = demo_calibration(res, calibration_images)
+    for fmt in formats:
+        if fmt in KERAS_FORMATS:
+            entries[fmt] = {"kind": "keras", "fold": fmt != "keras", "jit": fmt == "keras_xla"}
+        elif fmt in SAVED_MODELS:
+            entries.update(_export_saved_model(model, fmt, out_dir, res, log))
+        else:
+            entries.update(_export_files(model, fmt, out_dir, res, _variants(model, grouped_conv, log), fold,
+                                         calibration, log))
+    manifest = {"model": model.name, "resolution": res, "entries": entries}
+    with open(os.path.join(out_dir, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    return manifest
+
+
+def demo_calibration(resolution, n=CALIBRATION_IMAGES):
+    """uint8 pixels [n, S, S, 3]: the built-in demo data's training images through the eval view (never noise)."""
+    from regnet_tf.data.config import DataConfig
+
+    return deploy.calibration_images(DataConfig(source="demo", image_size=resolution), n)
+
+
+def _variants(model, grouped_conv, log):
+    """The grouped_conv settings to export: "native" and/or "split" ("split" = "native" without grouped convs)."""
+    from regnet_tf.inference import all_layers
+
+    wanted = ["native", "split"] if grouped_conv == "both" else [grouped_conv]
+    if "split" in wanted and not any(getattr(layer, "groups", 1) > 1 for layer in all_layers(model)):
+        log(f"note: {model.name} has no grouped convolutions: grouped_conv='split' is the native export")
+        return ["native"]
+    return wanted
+
+
+def _export_saved_model(model, fmt, out_dir, res, log):
+    from regnet_tf.train.export import export_saved_model
+
+    path = export_saved_model(model, os.path.join(out_dir, fmt, "1"), image_size=res, fold=fmt == "saved_model")
+    log(f"{fmt}: {path}")
+    return {fmt: {"kind": "saved_model", "path": path}}
+
+
+def _export_files(model, fmt, out_dir, res, variants, fold, calibration, log):
+    """{label: entry} of one deploy format (openvino_bf16: the openvino file at bf16) per grouped_conv variant."""
+    file_fmt = "openvino" if fmt == OPENVINO_BF16 else fmt
+    entries = {}
+    for variant in variants:
+        directory = os.path.join(out_dir, variant)
+        path = os.path.join(directory, deploy.FILE_NAMES[file_fmt])
+        try:
+            if not os.path.exists(path):  # openvino and openvino_bf16 share the file
+                deploy.export_file(model, directory, file_fmt, image_size=res, calibration=calibration, fold=fold,
+                                   grouped_conv=variant, log=log)
+        except deploy.ExportError as e:
+            log(f"note: skipping {fmt} ({variant} grouped convolutions) of {model.name}: {e}")
+            continue
+        label = fmt + (SPLIT if variant == "split" else "")
+        entries[label] = {"kind": "file", "path": path, "precision": "bf16" if fmt == OPENVINO_BF16 else "f32"}
+    return entries
+
+
+# --- runners
+
+def load_runners(out_dir, manifest, threads=None, compare=(), log=print) -> dict:
+    """{label: (runner(pixels) -> logits, input dtype)} for the manifest's entries (`regnet_tf.runtimes.load` for
+    files and SavedModels, a tf.function for the Keras rows) and the `compare` rows ("timm": `TIMM_ROWS`), plus
+    "reference": the Keras model called eagerly (for the relative difference)."""
+    import keras
+
+    from regnet_tf import runtimes
+    from regnet_tf.inference import fold_batch_norm
+
+    res = manifest["resolution"]
+    net = keras.saving.load_model(os.path.join(out_dir, KERAS_FILE))
+    runners = {"reference": (lambda x: np.asarray(deploy.with_normalization(net, res)(x, training=False)),
+                             np.float32)}
+    folded = None
+    for label, entry in manifest["entries"].items():
+        if entry["kind"] == "keras":
+            if entry["fold"] and folded is None:
+                folded = fold_batch_norm(net)
+            runners[label] = _keras_runner(folded if entry["fold"] else net, res, entry["jit"])
+        elif entry.get("precision") == "bf16" and not _openvino_has_bf16():
+            log(f"note: this CPU has no bfloat16 units (OpenVINO's OPTIMIZATION_CAPABILITIES): skipping {label}")
+        else:
+            runner = runtimes.load(entry["path"], threads=threads, precision=entry.get("precision", "f32"))
+            runners[label] = (runner, runner.input_dtype)
+    if TIMM in compare:
+        runners.update(timm_runners(manifest["model"], threads, log))
+    return runners
+
+
+def _keras_runner(net, res, jit):
+    import tensorflow as tf
+
+    model = deploy.with_normalization(net, res)
+    fn = tf.function(lambda x: model(x, training=False), jit_compile=jit,
+                     input_signature=[tf.TensorSpec([None, res, res, 3], tf.float32)])
+    return (lambda pixels: fn(pixels).numpy()), np.float32
+
+
+def _openvino_has_bf16():
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def import_timm() -> bool:
+    """Imports torch and timm (False if missing). Call it before TensorFlow is imported: with the CUDA wheels of
+    torch, timm's import of triton crashes the process (segmentation fault) once TensorFlow is loaded."""
+    try:
+        import timm  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def timm_runners(name, threads=None, log=print) -> dict:
+    """{"timm_nchw", "timm_channels_last"}: (runner, float32) of timm's `name` (random init, eval(),
+    torch.inference_mode()); a runner takes the same NHWC 0-255 pixels and normalizes them in PyTorch. {} with a
+    note when torch or timm is missing or timm has no such model."""
+    if not import_timm():
+        log(f"note: --compare timm needs torch and timm (pip install torch timm); skipping timm {name}")
+        return {}
+    import timm
+    import torch
+
+    timm_name = TIMM_NAMES.get(name, name)
+    if not timm.is_model(timm_name):
+        log(f"note: timm {timm.__version__} has no model {timm_name!r}; skipping timm {name}")
+        return {}
+    if threads:
+        torch.set_num_threads(threads)
+    from regnet_tf.data.format import MEAN_RGB, STD_RGB
+
+    scale = torch.tensor([1 / (255 * s) for s in STD_RGB]).view(1, 3, 1, 1)
+    offset = torch.tensor([-m / s for m, s in zip(MEAN_RGB, STD_RGB)]).view(1, 3, 1, 1)
+    runners = {}
+    for label, memory_format in zip(TIMM_ROWS, (torch.contiguous_format, torch.channels_last)):
+        model = timm.create_model(timm_name, pretrained=False, num_classes=1000).eval()
+        model = model.to(memory_format=memory_format)
+
+        def run(pixels, model=model, memory_format=memory_format):
+            with torch.inference_mode():
+                x = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
+                return model(x * scale + offset).numpy()
+
+        runners[label] = (run, np.float32)
+    return runners
+
+
+# --- timing
+
+def time_runners(runners, pixels, rounds=3, steps=2, latency_steps=10, warmup=2, progress=None) -> dict:
+    """{label: {"latency_ms": [...], "batch_ms": [...], "output": first batch output}}.
+
+    `runners`: {label: (runner, input dtype)}; each gets `pixels` (uint8 [B, S, S, 3]) converted once to its dtype.
+    Warm-up, untimed: `warmup` calls (at least 1) at batch B and at batch 1. Then `rounds` alternating rounds over
+    the runners: `latency_steps` batch-1 calls, each timed, and `steps` batch-B calls timed together."""
+    inputs = {label: np.asarray(pixels, dtype) for label, (_, dtype) in runners.items()}
+    out = {}
+    for label, (run, _) in runners.items():
+        if progress:
+            progress(f"warmup {label}: {warmup} calls at batch 1 and at batch {len(pixels)}")
+        output = run(inputs[label])  # the first batch-B call (traces or compiles; its logits are compared)
+        for _ in range(warmup - 1):
+            run(inputs[label])
+        for _ in range(max(warmup, 1)):
+            run(inputs[label][:1])
+        out[label] = {"latency_ms": [], "batch_ms": [], "output": output}
+    for r in range(rounds):
+        for label, (run, _) in runners.items():
+            if progress:
+                progress(f"timing {label}: round {r + 1}/{rounds}")
+            one, batch = inputs[label][:1], inputs[label]
+            for _ in range(latency_steps):
+                start = time.perf_counter()
+                run(one)
+                out[label]["latency_ms"].append(1000 * (time.perf_counter() - start))
+            out[label]["batch_ms"].append(1000 * time_steps(lambda: run(batch), steps))
+    return out
+
+
+def relative_difference(out, ref) -> float:
+    """max |out - ref| / max |ref| (the measure of `regnet_tf.deploy`'s export check)."""
+    out, ref = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    return float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12))
+
+
+def time_exports(out_dirs, threads=None, batch=32, rounds=3, steps=2, latency_steps=10, warmup=2, compare=(),
+                 log=print, progress=None) -> list:
+    """Rows (one per model and format) timing the exports in `out_dirs` (`export_model`'s directories), model by
+    model, with TensorFlow and every runtime at `threads` threads (None: their defaults). Row keys: model, format,
+    threads, resolution, batch, latency_ms / latency_p90_ms (median and 90th percentile of the batch-1 calls),
+    images_per_s (batch / median batch-B round time), ms_min / ms_max (fastest and slowest batch-B round),
+    max_rel_diff (vs the Keras model's logits on the same pixels; None for SavedModels, which crop first, and
+    timm, other weights)."""
+    if TIMM in compare:
+        import_timm()  # before TensorFlow (see there)
+    set_threads(threads, log)
+    rows = []
+    for out_dir in out_dirs:
+        with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as f:
+            manifest = json.load(f)
+        res = manifest["resolution"]
+        runners = load_runners(out_dir, manifest, threads, compare, log)
+        ref = runners.pop("reference")[0]
+        pixels = np.random.default_rng(0).integers(0, 256, (batch, res, res, 3), dtype=np.uint8)
+        times = time_runners(runners, pixels, rounds, steps, latency_steps, warmup,
+                             progress and (lambda line, m=manifest["model"]: progress(f"{m} {line}")))
+        reference = ref(pixels.astype(np.float32))
+        for label, t in times.items():
+            median = statistics.median(t["batch_ms"])
+            exact = not (label in SAVED_MODELS or label.startswith(TIMM))
+            rows.append({"model": manifest["model"], "format": label, "threads": threads, "resolution": res,
+                         "batch": batch, "rounds": rounds, "steps": steps, "latency_steps": latency_steps,
+                         "latency_ms": statistics.median(t["latency_ms"]),
+                         "latency_p90_ms": float(np.percentile(t["latency_ms"], 90)),
+                         "images_per_s": 1000 * batch / median, "ms_min": min(t["batch_ms"]),
+                         "ms_max": max(t["batch_ms"]),
+                         "max_rel_diff": relative_difference(t["output"], reference) if exact else None})
+        del runners, times
+        gc.collect()
+    return rows
+
+
+def run_formats(models, formats, resolution=None, batch=32, threads=None, rounds=3, steps=2, latency_steps=10,
+                warmup=2, grouped_conv="native", fold=True, compare=(), baseline=None,
+                calibration_images=CALIBRATION_IMAGES, log=print, progress=None) -> list:
+    """`export_model` for each model into a temporary directory, then `time_exports` in this process and
+    `add_format_ratios` (vs `baseline`; default `default_baseline`). TensorFlow's threads can only be set before
+    its first op: the CLI runs each thread count in a process of its own."""
+    import tempfile
+
+    formats = check_formats(formats)
+    with tempfile.TemporaryDirectory(prefix="regnet-benchmark-") as root:
+        dirs = export_models(models, formats, root, resolution, grouped_conv, fold, calibration_images, log)
+        rows = time_exports(dirs, threads, batch, rounds, steps, latency_steps, warmup, compare, log, progress)
+    add_format_ratios(rows, baseline or default_baseline(formats, compare))
+    return rows
+
+
+def export_models(models, formats, root, resolution=None, grouped_conv="native", fold=True,
+                  calibration_images=CALIBRATION_IMAGES, log=print) -> list:
+    """`export_model` of each model into `root/<i>-<name>`; returns the directories."""
+    dirs = []
+    for i, name in enumerate(models):
+        dirs.append(os.path.join(root, f"{i}-{name if isinstance(name, str) else 'spec'}"))
+        export_model(name, formats, dirs[-1], resolution, grouped_conv, fold, calibration_images, log)
+        gc.collect()
+    return dirs
+
+
+# --- table
+
+def default_baseline(formats, compare=()) -> str:
+    """"timm" with the timm comparison, else "keras" if timed, else "saved_model" if timed, else the first."""
+    if TIMM in compare:
+        return TIMM
+    return next((f for f in ("keras", "saved_model") if f in formats), formats[0])
+
+
+def _baseline_labels(baseline):
+    return TIMM_ROWS if baseline == TIMM else (baseline,)
+
+
+def add_format_ratios(rows, baseline) -> None:
+    """Adds "b1_vs" (baseline's batch-1 median latency / the row's: > 1 is faster) and "bn_vs" (the row's images/s /
+    the baseline's) per (model, threads); the baseline "timm" is the faster of `TIMM_ROWS` on each measure. None
+    where the baseline was not timed."""
+    for r in rows:
+        base = [b for b in rows if b["format"] in _baseline_labels(baseline)
+                and (b["model"], b["threads"]) == (r["model"], r["threads"])]
+        r["baseline"] = baseline
+        r["b1_vs"] = min(b["latency_ms"] for b in base) / r["latency_ms"] if base else None
+        r["bn_vs"] = r["images_per_s"] / max(b["images_per_s"] for b in base) if base else None
+
+
+def format_formats_table(rows) -> str:
+    """Aligned table of `time_exports` rows (after `add_format_ratios`), then a line per format saying what it
+    is."""
+    if not rows:
+        return "(no rows)"
+    n, base = rows[0]["batch"], rows[0].get("baseline")
+    base_name = f"{base}'s fastest" if base == TIMM else base
+    cols = [("model", "model", "{}"), ("format", "format", "{}"), ("threads", "threads", "{}"),
+            ("resolution", "px", "{}"), ("latency_ms", "b1 median ms", "{:.1f}"),
+            ("latency_p90_ms", "b1 p90 ms", "{:.1f}"), ("images_per_s", f"b{n} images/s", "{:.1f}"),
+            ("spread", f"b{n} min-max ms", "{}"), ("b1_vs", f"b1 vs {base_name}", "{:.2f}x"),
+            ("bn_vs", f"b{n} vs {base_name}", "{:.2f}x"), ("max_rel_diff", "rel diff", "{:.1g}")]
+
+    def cell(r, k, f):
+        if k == "spread":
+            return f"{r['ms_min']:.0f}-{r['ms_max']:.0f}"
+        if k == "threads":
+            return str(r[k] or "default")
+        return "-" if r.get(k) is None else f.format(r[k])
+
+    cells = [[h for _, h, _ in cols]] + [[cell(r, k, f) for k, _, f in cols] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
+
+    def fmt(line):
+        return "  ".join(c.ljust(w) if k in ("model", "format") else c.rjust(w)
+                         for c, w, (k, _, _) in zip(line, widths, cols)).rstrip()
+
+    labels = dict.fromkeys(r["format"] for r in rows)
+    notes = [f"{label}: {FORMAT_NOTES.get(label.removesuffix(SPLIT), '')}"
+             + (" (grouped convolutions split)" if label.endswith(SPLIT) else "") for label in labels]
+    notes.append("b1 vs / bN vs: speedup over the baseline (> 1.00x: faster); rel diff: max |logits - Keras's| / "
+                 "max |Keras's| on the batch")
+    return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(line) for line in cells[1:]]
+                     + [""] + notes)

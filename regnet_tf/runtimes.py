@@ -1,0 +1,217 @@
+"""Runners of exported files (`regnet_tf.deploy`): one call, pixels in, float32 logits out, whatever the runtime.
+
+    from regnet_tf import runtimes
+    runner = runtimes.load("out/model_int8.tflite", threads=2)   # .tflite, .onnx, OpenVINO .xml, a SavedModel dir
+    logits = runner(pixels)           # uint8 or float [B, S, S, 3] RGB 0-255, cropped and resized the sidecar's way
+    runner.info["class_names"]        # the sidecar `<file>.json`
+
+Each runtime on its fastest setting for CPUs: TFLite through ai-edge-litert's interpreter (`tf.lite.Interpreter` is
+deprecated) with its default XNNPACK delegate; onnxruntime with every graph optimization; OpenVINO's CPU plugin with
+the latency hint, in float32 unless asked (its default on CPUs with bfloat16 units is bfloat16: ~5e-3 relative).
+A quantized input gets the pixels rounded half up (as the eval pipeline's uint8 view); a quantized output is
+dequantized with the sidecar's scale and zero point. A SavedModel directory runs its `serving_image_tensor`
+signature (uint8 pixels; its own crop, resize and normalization), for side-by-side timings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import warnings
+
+import numpy as np
+
+SIDECAR = ".json"
+# (module, pip package) each file format needs to be written and run: the `export` extra
+TOOLS = {"tflite": [("ai_edge_litert", "ai-edge-litert")],
+         "onnx": [("tf2onnx", "tf2onnx"), ("onnxruntime", "onnxruntime")],
+         "openvino": [("openvino", "openvino"), ("scipy", "scipy")]}  # Keras's OpenVINO export imports scipy
+
+
+class ExportError(ValueError):
+    """A model that a format cannot take, a missing tool, or an export whose outputs differ from the model's."""
+
+
+def family(fmt):
+    """"tflite" for the three TFLite formats, else the format."""
+    return "tflite" if fmt.startswith("tflite") else fmt
+
+
+def check_tools(fmt):
+    """ExportError naming the pip packages when a tool `fmt` needs is not installed."""
+    missing = [pip for module, pip in TOOLS.get(family(fmt), []) if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ExportError(f"format {fmt!r} needs {' and '.join(missing)}: pip install 'regnet_tf[export]' "
+                          f"(or pip install {' '.join(missing)})")
+
+
+def read_sidecar(path):
+    """The sidecar of an exported file (`<file>.json`); a one-line error when it is missing."""
+    sidecar = os.fspath(path) + SIDECAR
+    if not os.path.exists(sidecar):
+        raise FileNotFoundError(f"{sidecar} not found: the sidecar launch/export.py writes next to {path} holds its "
+                                "image size, preprocessing and classes; export again, or copy it along")
+    with open(sidecar, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load(path, threads=None, info=None, precision="f32"):
+    """A runner for an exported file: `runner(pixels [B, S, S, 3], 0-255) -> float32 logits [B, K]`.
+
+    `threads`: the runtime's intra-op threads (None: its default). `info`: the sidecar (default: read it).
+    `precision` (OpenVINO): "f32" (default: within 1e-4 of Keras) or "bf16"/"f16" (the CPU plugin's faster
+    default on CPUs with bfloat16 units, ~5e-3 relative). A SavedModel directory runs its `serving_image_tensor`
+    signature (uint8 pixels, with its own crop and resize).
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return SavedModelRunner(path, threads)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found")
+    info = info or read_sidecar(path)
+    kind = {".tflite": TFLiteRunner, ".onnx": ONNXRunner, ".xml": OpenVINORunner}.get(os.path.splitext(path)[1])
+    if kind is None:
+        raise ExportError(f"{path}: not an exported file (.tflite, .onnx, OpenVINO .xml or a SavedModel directory)")
+    check_tools(info.get("format") or kind.fmt)
+    return kind(path, info, threads, precision)
+
+
+class Runner:
+    """Feeds pixels to one runtime; subclasses set `_run(array) -> array` and the input dtype."""
+
+    fmt = ""
+
+    def __init__(self, path, info, threads=None, precision="f32"):
+        self.path, self.info, self.threads, self.precision = path, info, threads, precision
+        self.input_dtype, self.output_quantization = np.float32, None
+
+    def __call__(self, images):
+        images = np.asarray(images)
+        if self.input_dtype == np.uint8 and images.dtype != np.uint8:
+            images = np.clip(np.floor(images.astype(np.float32) + 0.5), 0, 255)  # round half up, as the pipeline
+        out = np.asarray(self._run(np.ascontiguousarray(images, self.input_dtype)))
+        if self.output_quantization:
+            scale, zero = self.output_quantization
+            out = (out.astype(np.float32) - zero) * scale
+        return out.astype(np.float32)
+
+    def input_info(self):
+        return {"name": "images", "dtype": np.dtype(self.input_dtype).name, "shape": [None, *self._size(), 3],
+                "range": [0, 255], "layout": "NHWC, RGB"}
+
+    def output_info(self):
+        out = {"name": "logits", "dtype": "int8" if self.output_quantization else "float32",
+               "shape": [None, self.info.get("num_classes")]}
+        if self.output_quantization:
+            out["quantization"] = {"scale": self.output_quantization[0], "zero_point": self.output_quantization[1]}
+        return out
+
+    def _size(self):
+        s = self.info.get("image_size")
+        return [s, s]
+
+
+class TFLiteRunner(Runner):
+    """ai-edge-litert's interpreter with XNNPACK (its default delegate); the input is resized to each batch size.
+    XNNPACK refuses some int8 convolutions whose requantization scale is out of its range (seen with random weights):
+    then the interpreter's builtin kernels run the file, said once (`delegate`: "XNNPACK" or "builtin")."""
+
+    fmt = "tflite"
+
+    def __init__(self, path, info, threads=None, precision="f32"):
+        super().__init__(path, info, threads, precision)
+        self.delegate = "XNNPACK"
+        self._interpreter()
+        scale, zero = self.output["quantization"]
+        self.output_quantization = (float(scale), int(zero)) if scale else None
+
+    def _interpreter(self):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = (OpResolverType.AUTO if self.delegate == "XNNPACK"
+                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        self.interpreter = Interpreter(model_path=self.path, num_threads=self.threads,
+                                       experimental_op_resolver_type=resolver)
+        self.input, self.output = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+        self.input_dtype, self.batch = self.input["dtype"], None
+
+    def _run(self, images):
+        try:
+            return self._invoke(images)
+        except RuntimeError as e:
+            if self.delegate != "XNNPACK" or "XNNPACK" not in str(e):
+                raise
+            warnings.warn(f"{self.path}: XNNPACK refused the file ({str(e).splitlines()[0][:120]}); running it on "
+                          "LiteRT's builtin kernels", stacklevel=3)
+            self.delegate = "builtin"
+            self._interpreter()
+            return self._invoke(images)
+
+    def _invoke(self, images):
+        if images.shape[0] != self.batch:
+            self.interpreter.resize_tensor_input(self.input["index"], images.shape)
+            self.interpreter.allocate_tensors()
+            self.batch = images.shape[0]
+        self.interpreter.set_tensor(self.input["index"], images)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])
+
+
+class ONNXRunner(Runner):
+    """onnxruntime on the CPU with all graph optimizations."""
+
+    fmt = "onnx"
+
+    def __init__(self, path, info, threads=None, precision="f32"):
+        super().__init__(path, info, threads, precision)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.name = self.session.get_inputs()[0].name
+
+    def _run(self, images):
+        return self.session.run(None, {self.name: images})[0]
+
+
+class OpenVINORunner(Runner):
+    """OpenVINO's CPU plugin, latency hint, float32 inference precision unless `precision` says otherwise."""
+
+    fmt = "openvino"
+
+    def __init__(self, path, info, threads=None, precision="f32"):
+        super().__init__(path, info, threads, precision)
+        import openvino as ov
+
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = ov.Core().compile_model(path, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+
+    def _run(self, images):
+        return self.request.infer({0: images})[0]
+
+
+class SavedModelRunner(Runner):
+    """An exported SavedModel's `serving_image_tensor` signature (uint8 pixels; its own crop, resize and
+    normalization); TensorFlow's threads are process-wide, so `threads` is left to the caller's settings."""
+
+    fmt = "saved_model"
+
+    def __init__(self, path, threads=None):
+        import tensorflow as tf
+
+        # the export's metadata (regnet_tf.train.export.METADATA_FILE; not imported: train imports this module)
+        with open(os.path.join(path, "assets.extra", "regnet_tf.json"), encoding="utf-8") as f:
+            info = json.load(f)
+        super().__init__(path, {**info, "format": "saved_model"}, threads)
+        self.serve = tf.saved_model.load(path).signatures["serving_image_tensor"]
+        self.input_dtype = np.uint8
+
+    def _run(self, images):
+        return self.serve(images=images)["logits"].numpy()
