@@ -329,12 +329,6 @@ def time_runners(runners, pixels, rounds=3, steps=2, latency_steps=10, warmup=2,
     return out
 
 
-def relative_difference(out, ref) -> float:
-    """max |out - ref| / max |ref| (the measure of `regnet_tf.deploy`'s export check)."""
-    out, ref = np.asarray(out, np.float64), np.asarray(ref, np.float64)
-    return float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12))
-
-
 def time_exports(out_dirs, threads=None, batch=32, rounds=3, steps=2, latency_steps=10, warmup=2, compare=(),
                  log=print, progress=None) -> list:
     """Rows (one per model and format) timing the exports in `out_dirs` (`export_model`'s directories), model by
@@ -366,7 +360,7 @@ def time_exports(out_dirs, threads=None, batch=32, rounds=3, steps=2, latency_st
                          "latency_p90_ms": float(np.percentile(t["latency_ms"], 90)),
                          "images_per_s": 1000 * batch / median, "ms_min": min(t["batch_ms"]),
                          "ms_max": max(t["batch_ms"]),
-                         "max_rel_diff": relative_difference(t["output"], reference) if exact else None})
+                         "max_rel_diff": deploy.relative_difference(t["output"], reference) if exact else None})
         del runners, times
         gc.collect()
     return rows

@@ -42,6 +42,7 @@ import tempfile
 import numpy as np
 
 from regnet_tf.data.format import MEAN_RGB, STD_RGB
+from regnet_tf.files import write_atomic
 # load and read_sidecar: also `deploy.load` / `deploy.read_sidecar`, beside the exports they read
 from regnet_tf.runtimes import SIDECAR, TOOLS, ExportError, check_tools, family, load, read_sidecar  # noqa: F401
 
@@ -74,7 +75,7 @@ def export_file(model, export_dir, fmt, *, image_size, preprocessing=None, class
     `calibration`: uint8 pixels [N, S, S, 3] (required for "tflite_int8"). `fold`: fold BatchNormalization.
     `grouped_conv`: "native" or "split". `metadata`: a JSON-serializable dict for the sidecar.
     """
-    from regnet_tf.train.export import eval_config
+    from regnet_tf.train.export import eval_config, preprocessing_info
 
     if fmt not in FILE_NAMES:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FILE_NAMES)} (or saved_model)")
@@ -105,12 +106,12 @@ def export_file(model, export_dir, fmt, *, image_size, preprocessing=None, class
         check = _check(fmt, staged, pixels_model, images, model.name)
         info = {"format": fmt, "file": os.path.basename(path), "model": model.name, "image_size": image_size,
                 "num_classes": config["num_classes"], "input": None, "output": None,
-                "preprocessing": _preprocessing(config), "class_names": list(class_names) if class_names else None,
+                "preprocessing": {**preprocessing_info(config), "normalized_inside": True}, "class_names": list(class_names) if class_names else None,
                 "inference": notes, "calibration_images": None if calibration is None else len(calibration),
                 "check": check, "versions": tool_versions(fmt), "metadata": metadata}
         runner = load(staged, info=info)
         info["input"], info["output"] = runner.input_info(), runner.output_info()
-        _write_json(staged + SIDECAR, info)
+        write_atomic(staged + SIDECAR, json.dumps(info, indent=2) + "\n")
         for name in sorted(os.listdir(staging), key=lambda n: (n.endswith(SIDECAR), n.endswith(".xml"))):
             os.replace(os.path.join(staging, name), os.path.join(os.path.dirname(path), name))  # .bin, .xml, .json
     finally:
@@ -233,13 +234,13 @@ def _quiet():
 def _check(fmt, path, model, images, name):
     """The exported file against the Keras model on `images`: max relative difference of the logits (max abs diff /
     max abs logit) and top-1 agreement; ExportError past the format's tolerance."""
-    ref = np.asarray(model(images, training=False), np.float64)
+    ref = np.asarray(model(images, training=False))
     try:
         runner = load(path, info={"format": fmt})
-        out = np.asarray(runner(images), np.float64)
+        out = runner(images)
     except Exception as e:  # noqa: BLE001 - a converter bug: the file exists but its runtime refuses it
         raise ExportError(f"the {fmt} export of {name} converts but does not run: {_operation(e)}") from e
-    rel = float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12))
+    rel = relative_difference(out, ref)
     agree = float(np.mean(out.argmax(-1) == ref.argmax(-1)))
     limit = TOLERANCE.get(fmt)
     if limit is not None and not rel <= limit:
@@ -252,6 +253,12 @@ def _check(fmt, path, model, images, name):
     return check
 
 
+def relative_difference(out, ref) -> float:
+    """max |out - ref| / max |ref|: the measure of the export check (and of `launch/benchmark.py --formats`)."""
+    out, ref = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    return float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12))
+
+
 def _describe(notes):
     parts = [f"{notes['batch_norm_folded']} BatchNormalization folded"]
     if notes.get("grouped_convs_split"):
@@ -262,21 +269,6 @@ def _describe(notes):
 def _describe_check(check):
     return (f"checked on {check['images']} images: relative difference {check['max_relative_difference']:.2g}, "
             f"top-1 agreement {check['top1_agreement']:.0%}")
-
-
-def _preprocessing(config):
-    info = {"eval_mode": config["eval_mode"], "resize_method": config["resize_method"],
-            "normalization": "inside: (pixels / 255 - mean_rgb) / std_rgb",
-            "mean_rgb": list(MEAN_RGB), "std_rgb": list(STD_RGB)}
-    info.update({"crop_fraction": config["crop_fraction"]} if config["eval_mode"] == "crop_fraction"
-                else {"short_side": config["short_side"]})
-    return info
-
-
-def _write_json(path, data):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
 
 
 def calibration_images(data_config, n, split="train"):

@@ -310,7 +310,7 @@ def _metadata(model, config, has_labels, label_offset, metadata):
         "image_size": config["image_size"],
         "num_classes": config["num_classes"],
         "top_k": min(TOP_K, config["num_classes"]),
-        "preprocessing": _preprocessing_info(config),
+        "preprocessing": preprocessing_info(config),
         "compute_dtype": model.dtype_policy.compute_dtype,
         "signatures": {
             SERVING_DEFAULT: {"inputs": {INPUT_BYTES: {"dtype": "string", "shape": [None]}}, "outputs": outputs},
@@ -331,7 +331,7 @@ def _metadata(model, config, has_labels, label_offset, metadata):
     return info
 
 
-def _preprocessing_info(config):
+def preprocessing_info(config):
     mode = config["eval_mode"]
     info = {"eval_mode": mode, "resize_method": config["resize_method"]}
     if mode == "crop_fraction":
