@@ -113,10 +113,8 @@ def _export_files(formats, model, export_dir, data, names, metadata, overwrite):
         check_data(data, (FLAGS.calibration_split,))
         calibration = deploy.calibration_images(data, FLAGS.calibration_images, FLAGS.calibration_split)
         metadata = {**metadata, "calibration": f"{len(calibration)} {data.source} {FLAGS.calibration_split} images"}
-    preprocessing = {"eval_mode": data.eval_mode, "crop_fraction": data.eval_crop_fraction,
-                     "short_side": data.eval_short_side, "resize_method": data.resize_method}
     for fmt in formats:
-        deploy.export_file(model, export_dir, fmt, image_size=data.image_size, preprocessing=preprocessing,
+        deploy.export_file(model, export_dir, fmt, image_size=data.image_size, preprocessing=data.eval_preprocessing,
                            class_names=names, calibration=calibration, fold=FLAGS.fold_batch_norm,
                            grouped_conv=FLAGS.grouped_conv, metadata=metadata, overwrite=overwrite)
 

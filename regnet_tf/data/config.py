@@ -201,6 +201,12 @@ class DataConfig:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 
     @property
+    def eval_preprocessing(self) -> dict:
+        """The eval crop and resize as the exports take them (`export_saved_model`, `deploy.export_file`)."""
+        return {"eval_mode": self.eval_mode, "crop_fraction": self.eval_crop_fraction,
+                "short_side": self.eval_short_side, "resize_method": self.resize_method}
+
+    @property
     def stored_label_offset(self) -> int:
         """What the reader adds to a stored label to get the class index (see the module docstring)."""
         return {"tfrecord": self.label_offset, "demo": LABEL_OFFSET}.get(self.source, 0)

@@ -407,9 +407,8 @@ class Trainer:
         model, metadata = self.inference_model()
         d = self.recipe.data
         export_dir = export_dir or os.path.join(self.model_dir, "export", str(metadata["step"]))
-        return export_saved_model(model, export_dir, image_size=d.image_size, eval_mode=d.eval_mode,
-                                  crop_fraction=d.eval_crop_fraction, short_side=d.eval_short_side,
-                                  resize_method=d.resize_method, label_map=sources.label_map_path(d),
+        return export_saved_model(model, export_dir, image_size=d.image_size, **d.eval_preprocessing,
+                                  label_map=sources.label_map_path(d),
                                   label_offset=d.stored_label_offset, metadata=metadata,
                                   overwrite=overwrite, **{"max_pixels": d.max_pixels, **limits})
 
