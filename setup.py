@@ -52,7 +52,8 @@ setup(
         # ai-edge-litert's interpreter, ONNX through tf2onnx + onnxruntime, OpenVINO (Keras's OpenVINO export imports
         # scipy). CI installs it; tests/test_deploy.py skips without it.
         "export": ["ai-edge-litert>=2.0", "tf2onnx>=1.17", "onnxruntime>=1.20", "openvino>=2025.0", "scipy"],
-        # Plots of design-space sweeps (launch/analyze_sweep.py); the sampling and statistics import without it.
+        # Plots of design-space sweeps, the speed study and collected results (analyze_sweep, speed_study, collect);
+        # the sampling, timing and statistics import without it.
         "plot": ["matplotlib"],
     },
     # `regnet-train` ... = `python launch/train.py` ...: each launcher is a shim over regnet_tf.cli.<command>
@@ -69,6 +70,8 @@ setup(
         "regnet-build-tfrecords = regnet_tf.cli.build_tfrecords:run",
         "regnet-benchmark = regnet_tf.cli.benchmark:run",
         "regnet-benchmark-input = regnet_tf.cli.benchmark_input:run",
+        "regnet-speed-study = regnet_tf.cli.speed_study:run",
+        "regnet-collect = regnet_tf.cli.collect:run",
     ]},
     license="MIT",
 )

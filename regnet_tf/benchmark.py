@@ -89,12 +89,13 @@ def _check(mode: str, harness: str) -> None:
         raise ValueError(f"harness must be one of {HARNESSES}; got {harness!r}")
 
 
-def make_step(model, lib, mode: str, harness: str, images: np.ndarray, labels: np.ndarray):
+def make_step(model, lib, mode: str, harness: str, images: np.ndarray, labels: np.ndarray, jit_compile=None):
     """A no-argument function running one step of `model` on the fixed batch and returning a numpy value.
 
     Training uses SGD(0.1, momentum=0.9) and sparse categorical cross-entropy from ``lib`` (the model's Keras
-    module, `keras` or `tf_keras`); "on_batch" compiles the model (jit_compile=False), "tf_function" leaves it
-    uncompiled and has its own optimizer.
+    module, `keras` or `tf_keras`); "on_batch" compiles the model (``jit_compile``), "tf_function" leaves it
+    uncompiled and has its own optimizer, in a ``tf.function(jit_compile=...)``; a mixed_float16 model (Keras 3)
+    trains with loss scaling, as it would for real.
     """
     import tensorflow as tf
 
@@ -103,24 +104,28 @@ def make_step(model, lib, mode: str, harness: str, images: np.ndarray, labels: n
         if mode == "infer":
             return lambda: model.predict_on_batch(images)
         model.compile(optimizer=lib.optimizers.SGD(0.1, momentum=0.9),
-                      loss=lib.losses.SparseCategoricalCrossentropy(), jit_compile=False)
+                      loss=lib.losses.SparseCategoricalCrossentropy(), jit_compile=bool(jit_compile))
         return lambda: model.train_on_batch(images, labels)
     x, y = tf.constant(images), tf.constant(labels)
     if mode == "infer":
 
-        @tf.function
+        @tf.function(jit_compile=jit_compile)
         def infer(x):
             return model(x, training=False)
 
         return lambda: infer(x).numpy()
     optimizer, loss_fn = lib.optimizers.SGD(0.1, momentum=0.9), lib.losses.SparseCategoricalCrossentropy()
+    scaled = getattr(getattr(model, "dtype_policy", None), "name", "") == "mixed_float16"
+    if scaled:
+        optimizer = lib.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)  # its variables exist before the step is traced
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def train(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
+            scaled_loss = optimizer.scale_loss(loss) if scaled else loss
+        grads = tape.gradient(scaled_loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 

@@ -1,33 +1,17 @@
 """PNG plots of a design-space population: error EDFs, a statistic vs error with the bootstrap band, width profiles.
 
-matplotlib is an optional extra (``pip install "regnet-tf[plot]"``), imported inside the functions only. Each
-function draws on its own ``matplotlib.figure.Figure`` with an Agg canvas (no pyplot, no global backend or rcParams
-change) and writes one PNG to ``path`` (any directory must exist).
+matplotlib is an optional extra (``pip install "regnet-tf[plot]"``), imported inside the functions only
+(`regnet_tf.plotting`). Each function draws on its own figure and writes one PNG to ``path`` (any directory must
+exist).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from regnet_tf import plotting
 from regnet_tf.design import stats
 from regnet_tf.zoo import to_anynet
-
-
-def _figure(size):
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ImportError('plotting needs matplotlib: pip install "regnet-tf[plot]" (or pip install matplotlib)') from e
-    fig = Figure(figsize=size, dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path) -> str:
-    fig.tight_layout()
-    fig.savefig(str(path), format="png")
-    return str(path)
 
 
 def plot_edfs(errors_by_name, path, complexity_by_name=None, k: int = 10, title: str = "") -> str:
@@ -43,7 +27,7 @@ def plot_edfs(errors_by_name, path, complexity_by_name=None, k: int = 10, title:
         if missing:
             raise ValueError(f"complexity_by_name lacks {sorted(missing)}; give flops for every population")
         edges = stats.complexity_bins([complexity_by_name[n] for n in errors_by_name], k)
-    fig = _figure((5.0, 4.0))
+    fig = plotting.figure((5.0, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     for name, errors in errors_by_name.items():
         e = np.asarray(errors, dtype=np.float64)
@@ -62,14 +46,14 @@ def plot_edfs(errors_by_name, path, complexity_by_name=None, k: int = 10, title:
     ax.legend(loc="lower right", fontsize=8)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return plotting.save(fig, path)
 
 
 def plot_statistic(values, errors, path, name: str, log: bool = False, seed: int = 0, **bootstrap_kw) -> str:
     """A statistic vs error scatter with the bootstrap's 95% band (shaded) and best value (black line), as Fig. 2."""
     x, e = stats.finite_pair(values, errors, "values", "errors")
     b = stats.bootstrap(x, e, seed=seed, **bootstrap_kw)
-    fig = _figure((5.0, 4.0))
+    fig = plotting.figure((5.0, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     ax.axvspan(b.lo, b.hi, color="tab:blue", alpha=0.25, lw=0)
     ax.axvline(b.best, color="black", lw=1.5)
@@ -80,7 +64,7 @@ def plot_statistic(values, errors, path, name: str, log: bool = False, seed: int
     ax.set_ylabel("error")
     ax.set_title(f"{name}: best {b.best:.3g} [{b.lo:.3g}, {b.hi:.3g}]", fontsize=10)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return plotting.save(fig, path)
 
 
 def block_widths(spec_or_name) -> np.ndarray:
@@ -98,7 +82,7 @@ def plot_widths(specs_with_errors, path, top: int = 5, fit: bool = True) -> str:
     pairs = sorted(specs_with_errors, key=lambda p: float(p[1]))[: int(top)]
     if not pairs:
         raise ValueError("specs_with_errors is empty; pass (spec, error) pairs")
-    fig = _figure((5.5, 4.0))
+    fig = plotting.figure((5.5, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     for i, (widths, err) in enumerate(pairs):
         w = stats.finite_vector(widths, "per-block widths")
@@ -115,4 +99,4 @@ def plot_widths(specs_with_errors, path, top: int = 5, fit: bool = True) -> str:
     ax.set_ylabel("width w_j")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return plotting.save(fig, path)

@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from regnet_tf import plotting
 from regnet_tf.design import plots, stats, sweep
 
 
@@ -69,14 +70,9 @@ def analyze(sweep_dirs, out_dir, top=10) -> dict:
     paths["widths"] = plots.plot_widths(widths, os.path.join(out_dir, "widths.png"))
     summary = "".join(f"<li>{html.escape(n)}: {len(rs)} models, error min {min(r['error'] for r in rs):.2f}%, "
                       f"mean {np.mean([r['error'] for r in rs]):.2f}%</li>" for n, rs in populations.items())
-    images = "".join(f"<h2>{html.escape(k)}</h2><img src='{os.path.basename(p)}'>" for k, p in paths.items())
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sweep report</title><style>body{{font-family:"
-            f"sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:left}} img{{max-width:720px}}</style></head>"
-            f"<body><h1>Sweep report</h1><ul>{summary}</ul><h2>best models of {html.escape(first_name)}</h2>"
-            f"{_table(first, top)}{images}</body></html>\n")
-    paths["report"] = os.path.join(out_dir, "report.html")
-    with open(paths["report"], "w", encoding="utf-8") as f:
-        f.write(page)
+    body = (f"<ul>{summary}</ul><h2>best models of {html.escape(first_name)}</h2>{_table(first, top)}"
+            f"{plotting.images_html(paths)}")
+    paths["report"] = plotting.write_html(os.path.join(out_dir, "report.html"), "Sweep report", body)
     return paths
 
 

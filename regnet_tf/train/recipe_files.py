@@ -172,8 +172,8 @@ def list_grids(root=None) -> List[Grid]:
     return grids
 
 
-def _grid_point(name):
-    """(grid, axis values) of a grid recipe name, or None."""
+def grid_point(name):
+    """(grid, axis values) of a grid recipe name, or None; a ValueError for a name off a grid's axis values."""
     for grid in list_grids():
         values = grid.match(name)
         if values is not None:
@@ -191,7 +191,7 @@ def _read_yaml(path):
 
 def read_raw(name: str, _seen=()) -> dict:
     """The merged YAML dict of a recipe or a grid point (its bases resolved), before validation."""
-    point = None if name in recipe_index() or name.endswith((".yaml", ".yml")) else _grid_point(name)
+    point = None if name in recipe_index() or name.endswith((".yaml", ".yml")) else grid_point(name)
     if point:
         grid, values = point
         path, raw = grid.path, dict(grid.raw(values), name=name)
