@@ -39,8 +39,8 @@ def html_table(header, rows) -> str:
 
 def write_html(path, title: str, body: str) -> str:
     """A self-contained HTML page (``body`` is HTML) with the reports' style; images are referenced by file name."""
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>body{{"
-            "font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:left}} img{{max-width:720px}}"
+    style = "body{font-family:sans-serif;margin:2em} td,th{padding:2px 8px;text-align:left} img{max-width:720px}"
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}"
             f"</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)

@@ -39,6 +39,7 @@ SLOW_FIRST = (
     "tests/test_export.py",
     "tests/test_swa.py::test_swa_run_interrupted_and_resumed",
     "tests/test_collect.py::test_collects_a_real_tiny_run",
+    "tests/test_design_studies.py::test_a_study_runs_end_to_end_and_is_analyzed",
     "tests/test_train.py::test_truncated_tfrecord_is_one_error_line_and_data_dir_picks_the_source",
     "tests/test_train.py::test_multi_worker_two_local_processes",
     "tests/test_train.py::test_mixed_precision_training",
@@ -172,9 +173,9 @@ def run_launcher(script, *args, env=None, timeout=600, **kwargs):
                           text=True, env=env, timeout=timeout, cwd=REPO, **kwargs)
 
 
-def run_command(command, *args):
+def run_command(command, *args, positional=()):
     """A command's ``main`` (a `regnet_tf.cli` module, e.g. ``regnet_tf.cli.eval``) in this process, with ``args``
-    as its command line; returns what it printed. Exceptions propagate (in a process, `cli.run` prints a user error
+    as its command line (``positional``: the arguments after the flags, e.g. directories); returns what it printed. Exceptions propagate (in a process, `cli.run` prints a user error
     as its one `error:` line: tests of that start the launcher). The command's absl flags exist for the call only:
     the next command may define flags of the same names. For a test of what the command computes; a test of the
     process (the one-line error, the environment set before TensorFlow loads) starts it with `run_launcher`."""
@@ -189,7 +190,7 @@ def run_command(command, *args):
     try:
         flags.FLAGS([command.__name__, *args])
         with contextlib.redirect_stdout(out):
-            command.main([command.__name__])
+            command.main([command.__name__, *positional])
     finally:
         for name in added:
             delattr(flags.FLAGS, name)

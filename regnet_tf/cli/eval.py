@@ -1,17 +1,27 @@
 """`regnet-eval` / `python launch/eval.py`: evaluate a checkpoint (a model_dir), an exported SavedModel, an exported
 TFLite / ONNX / OpenVINO file, or a model with trained weights (`--model` + `--weights`, with the weights' own eval
-settings) on a data source. Usage: see launch/eval.py."""
+settings) on a data source. Usage: see launch/eval.py.
+
+`--data imagenet_v2` evaluates on ImageNetV2 (TFDS `imagenet_v2`, the variant `--imagenet_v2`, prepared in the TFDS
+data_dir `--data_dir`; docs/DATA.md "ImageNetV2") with the run's or the weights' eval view:
+
+    python launch/eval.py --model regnety_016 --weights imagenet --data imagenet_v2 --data_dir ~/tensorflow_datasets
+    python launch/eval.py --model_dir runs/rs50 --data imagenet_v2 --imagenet_v2 topimages --data_dir DIR
+"""
 
 from __future__ import annotations
+
+import json
 
 from absl import flags
 
 from regnet_tf import cli
 from regnet_tf.cli.shortcuts import shortcut_overrides
-from regnet_tf.data.config import DATA_SOURCES, PIPELINE_SPLITS
+from regnet_tf.data.config import DATA_SOURCES, IMAGENET_V2_VARIANTS, PIPELINE_SPLITS, imagenet_v2_fields
 from regnet_tf.train import recipe as recipe_lib
 
 FLAGS = flags.FLAGS
+IMAGENET_V2 = "imagenet_v2"  # --data imagenet_v2: TFDS imagenet_v2, not a DataConfig source (it is source "tfds")
 
 
 def define_flags():
@@ -24,8 +34,12 @@ def define_flags():
     flags.DEFINE_integer("threads", None, "Exported files: the runtime's threads (default: its own).")
     flags.DEFINE_string("model", None, "A registered model with --weights (instead of --model_dir).")
     flags.DEFINE_string("weights", "imagenet", "With --model: imagenet, a tag of public weights or a weights file.")
-    flags.DEFINE_enum("data", None, DATA_SOURCES, "Data source (default: the run's).")
-    flags.DEFINE_string("data_dir", None, "Data directory (default: the run's).")
+    flags.DEFINE_enum("data", None, (*DATA_SOURCES, IMAGENET_V2), "Data source (default: the run's); imagenet_v2: "
+                      "ImageNetV2 (TFDS imagenet_v2, variant --imagenet_v2) in the TFDS data_dir --data_dir.")
+    flags.DEFINE_enum("imagenet_v2", IMAGENET_V2_VARIANTS[0], IMAGENET_V2_VARIANTS,
+                      "The ImageNetV2 variant of --data imagenet_v2 (given alone, it implies --data imagenet_v2).")
+    flags.DEFINE_string("data_dir", None, "Data directory (default: the run's; for --data imagenet_v2: TFDS's "
+                        "default, ~/tensorflow_datasets or $TFDS_DATA_DIR).")
     flags.DEFINE_enum("split", "validation", PIPELINE_SPLITS, "Split to evaluate (minival: the training shards a "
                       "recipe with data.minival_shards holds out).")
     flags.DEFINE_integer("batch_size", 100, "Batch size.")
@@ -45,7 +59,7 @@ def main(argv):
     from regnet_tf.data.sources import check_data  # imports TensorFlow: only after cli.run set the environment
     from regnet_tf.train import evaluate
 
-    overrides = shortcut_overrides(FLAGS.data, FLAGS.data_dir) + FLAGS.set
+    overrides = _data_overrides() + FLAGS.set
     if FLAGS.model:
         m, what, recipe = _evaluate_weights(recipe_lib, check_data, evaluate, overrides)
     elif files:
@@ -70,8 +84,26 @@ def main(argv):
         step = trainer.restore_or_fail("evaluate")
         m = trainer.evaluate(steps=FLAGS.steps, split=FLAGS.split)
         what = f"{FLAGS.model_dir} step {step} ({trainer.weights_note().lstrip(', ') or 'raw weights'})"
-    print(f"{what} on {recipe.data.source} {FLAGS.split}: top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}% "
-          f"({m['examples']} images)")
+    data = recipe.data
+    on = (f"ImageNetV2 {data.imagenet_v2_variant} (TFDS {data.tfds_name} {data.tfds_eval_split})"
+          if data.imagenet_v2_variant else f"{data.source} {FLAGS.split}")
+    print(f"{what} on {on}: top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}% ({m['examples']} images)")
+
+
+def _data_overrides():
+    """--data and --data_dir as recipe overrides. --data imagenet_v2 (or --imagenet_v2 alone): the data fields of
+    `config.imagenet_v2_fields` (source tfds, imagenet_v2/<variant>, its test split, the sizes of ImageNetV2, no
+    minival) on the run's or the default recipe, whose eval view (size, crop, resize) stays."""
+    if FLAGS.data != IMAGENET_V2 and not FLAGS["imagenet_v2"].present:
+        return shortcut_overrides(FLAGS.data, FLAGS.data_dir)
+    if FLAGS.data not in (None, IMAGENET_V2):
+        raise ValueError(f"--imagenet_v2 picks the variant of --data imagenet_v2; got --data {FLAGS.data}")
+    return imagenet_v2_overrides(FLAGS.imagenet_v2, FLAGS.data_dir)
+
+
+def imagenet_v2_overrides(variant, data_dir=None):
+    """`config.imagenet_v2_fields` as `data.key=value` recipe overrides (values as YAML: JSON)."""
+    return [f"data.{key}={json.dumps(value)}" for key, value in imagenet_v2_fields(variant, data_dir).items()]
 
 
 def _check_extension(flag, path):

@@ -14,6 +14,13 @@ A folder without a validation/ subfolder holds out `validation_fraction` of each
 TFDS: split "train" reads the TFDS split "train", split "validation" reads `tfds_eval_split` (default "validation";
 e.g. "test" for cifar100, which has no "validation").
 
+ImageNetV2 (TFDS `imagenet_v2`, the test sets of "Do ImageNet Classifiers Generalize to ImageNet?"; the RegNet
+paper's Tables 5-6): `imagenet_v2(variant, data_dir)` is its DataConfig, source="tfds" with tfds_name
+"imagenet_v2/<variant>" (`IMAGENET_V2_VARIANTS`), read as split "validation" from its only TFDS split, "test"
+(`tfds_eval_split` "validation" becomes "test"); labels are ImageNet-1k's class indices. Sizes: `IMAGENET_V2_SIZES`
+(1000 classes, 10,000 images; num_train_examples is ImageNet's, the training set of the models it tests: it has
+none itself, and reading split "train" is an error).
+
 Labels: records store class k as k + 1 (ImageNet's 1..1000). `stored_label_offset` is what the reader adds to a
 stored label: `label_offset` (default -1) for TFRecords, -1 for the demo data (written by us), 0 for TFDS and image
 folders (their labels are class indices already).
@@ -28,6 +35,8 @@ TFRecords: `IMAGENET_TRAIN_SHARDS` = 1024; demo: `DEMO_SHARDS`); `num_trained_ex
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from typing import NamedTuple
 
 from regnet_tf.data.augment_policies import AUTOAUGMENT_POLICIES, CONTRAST_MODES
@@ -49,6 +58,9 @@ class Sizes(NamedTuple):
 
 
 IMAGENET_SIZES = Sizes(1000, 1_281_167, 50_000)  # ImageNet-1k (ILSVRC2012)
+# ImageNetV2: TFDS imagenet_v2's builder configs (the first is TFDS's default) and sizes (see the module docstring)
+IMAGENET_V2_VARIANTS = ("matched-frequency", "threshold-0.7", "topimages")
+IMAGENET_V2_SIZES = Sizes(IMAGENET_SIZES.num_classes, IMAGENET_SIZES.num_train_examples, 10_000)
 # The built-in demo data (regnet_tf.data.demo): its classes (shapes and textures) and default split sizes.
 DEMO_CLASSES = ("disk", "square", "triangle", "ring", "cross", "ellipse", "stripes", "checkerboard", "dots", "grid")
 DEMO_SIZES = Sizes(len(DEMO_CLASSES), 5000, 1000)
@@ -119,6 +131,9 @@ class DataConfig:
         if self.source not in DATA_SOURCES:
             raise ValueError(f"DataConfig: source must be one of {DATA_SOURCES}; got {self.source!r}")
         sizes = {"demo": DEMO_SIZES, "folder": None}.get(self.source, IMAGENET_SIZES)
+        if self.imagenet_v2_variant:
+            sizes = IMAGENET_V2_SIZES
+            self._imagenet_v2_checks()
         if self.source == "demo" and self.num_classes not in (None, DEMO_SIZES.num_classes):
             raise ValueError(f"DataConfig: the demo data has {DEMO_SIZES.num_classes} classes; got num_classes="
                              f"{self.num_classes}. Leave num_classes unset (None: the source's) or set "
@@ -174,6 +189,23 @@ class DataConfig:
             raise ValueError(f"DataConfig: num_minival_examples={given} must be in 1..num_train_examples-1 "
                              f"(num_train_examples={self.num_train_examples}, minival_shards={m})")
 
+    def _imagenet_v2_checks(self):
+        name = f"ImageNetV2 ({self.tfds_name})"
+        if self.num_classes not in (None, IMAGENET_V2_SIZES.num_classes):
+            raise ValueError(f"DataConfig: {name} is labelled with ImageNet-1k's {IMAGENET_V2_SIZES.num_classes} "
+                             f"classes; got num_classes={self.num_classes}: evaluate a model trained on ImageNet-1k "
+                             f"(leave num_classes unset)")
+        if self.tfds_eval_split == "validation":  # the default: ImageNetV2's one split is "test"
+            object.__setattr__(self, "tfds_eval_split", "test")
+        if re.split(r"[\[(]", self.tfds_eval_split, maxsplit=1)[0] != "test":
+            raise ValueError(f"DataConfig: {name} has one split, 'test' (read as our 'validation'); got "
+                             f"tfds_eval_split={self.tfds_eval_split!r}: set 'test' (or a slice such as 'test[:50%]')")
+
+    @property
+    def imagenet_v2_variant(self) -> str | None:
+        """The ImageNetV2 variant this config reads (source "tfds", tfds_name "imagenet_v2[/variant]"), else None."""
+        return imagenet_v2_variant(self.tfds_name) if self.source == "tfds" else None
+
     def _check_resolved(self):
         if None in (self.num_classes, self.num_train_examples, self.num_eval_examples):
             raise ValueError(f"DataConfig: the sizes of the folder {self.data_dir!r} are not known yet; call "
@@ -219,3 +251,61 @@ def eval_short_side(image_size, short_side=None):
     if short_side < image_size:
         raise ValueError(f"short_side={short_side} must be >= image_size={image_size}")
     return short_side
+
+
+def imagenet_v2_variant(tfds_name: str) -> str | None:
+    """The ImageNetV2 variant of a TFDS name: "imagenet_v2/topimages" -> "topimages", "imagenet_v2" -> TFDS's
+    default "matched-frequency" (a version, ":3.0.0", is ignored); None for another dataset; a one-line ValueError
+    listing `IMAGENET_V2_VARIANTS` for an unknown variant."""
+    dataset, _, variant = tfds_name.split(":", 1)[0].partition("/")
+    if dataset != "imagenet_v2":
+        return None
+    return check_imagenet_v2_variant(variant or IMAGENET_V2_VARIANTS[0])
+
+
+def check_imagenet_v2_variant(variant: str) -> str:
+    if variant not in IMAGENET_V2_VARIANTS:
+        raise ValueError(f"unknown ImageNetV2 variant {variant!r}; valid: {', '.join(IMAGENET_V2_VARIANTS)}")
+    return variant
+
+
+def imagenet_v2_fields(variant: str = IMAGENET_V2_VARIANTS[0], data_dir: str | None = None) -> dict:
+    """The DataConfig fields that make a config read ImageNetV2 `variant` from the TFDS `data_dir` (None: TFDS's
+    default, ~/tensorflow_datasets or $TFDS_DATA_DIR); the sizes return to the source's, no minival. What
+    `imagenet_v2` replaces and `launch/eval.py --data imagenet_v2` sets (as data.* overrides) on the run's recipe;
+    a leading "~" in data_dir is expanded."""
+    return {"source": "tfds", "tfds_name": f"imagenet_v2/{check_imagenet_v2_variant(variant)}",
+            "tfds_eval_split": "test", "data_dir": None if data_dir is None else os.path.expanduser(data_dir),
+            "tfds_manual_dir": None, "num_eval_examples": None, "minival_shards": 0, "num_minival_examples": None,
+            "split_file": None}
+
+
+def imagenet_v2(variant: str = IMAGENET_V2_VARIANTS[0], data_dir: str | None = None,
+                base: DataConfig | None = None, **fields) -> DataConfig:
+    """The DataConfig of ImageNetV2 `variant` ("matched-frequency", "threshold-0.7" or "topimages") prepared by
+    TFDS in `data_dir` (None: TFDS's default); split "validation" reads its 10,000 test images.
+
+        config = imagenet_v2("matched-frequency", "~/tensorflow_datasets", image_size=288)
+        config = imagenet_v2("topimages", data_dir, base=recipe.data)   # the recipe's eval view (size, crop, resize)
+
+    `base`: the DataConfig of the model being evaluated (default `DataConfig()`); its eval view (image_size,
+    eval_mode, crop, resize_method, dtype, normalize) is kept. `fields`: further DataConfig fields."""
+    return dataclasses.replace(base or DataConfig(), **{**imagenet_v2_fields(variant, data_dir), **fields})
+
+
+def check_imagenet_v2_splits(config: DataConfig, splits) -> None:
+    """A ValueError when one of `splits` is not "validation" and `config` reads ImageNetV2: it is a test set, its
+    one TFDS split ("test") is read as split "validation"; training on it is an error saying so."""
+    bad = [s for s in splits if s != "validation"]
+    if config.imagenet_v2_variant and bad:
+        raise ValueError(f"ImageNetV2 ({config.tfds_name}) is a test set: its one split, 'test' "
+                         f"({IMAGENET_V2_SIZES.num_eval_examples:,} images), is read as split 'validation'; split "
+                         f"{bad[0]!r} cannot read it. Train on ImageNet-1k and evaluate on ImageNetV2 "
+                         f"(launch/eval.py --data imagenet_v2)")
+
+
+def imagenet_v2_prepare_hint(variant: str) -> str:
+    """How to prepare ImageNetV2 `variant` for TFDS (the end of the error of a data_dir without it)."""
+    return (f"ImageNetV2 downloads without registration: on a machine with internet, `tfds build imagenet_v2/{variant}"
+            f" --data_dir DIR` (or tensorflow_datasets.load('imagenet_v2/{variant}', data_dir=DIR)) prepares it; copy "
+            f"DIR here and point --data_dir (DataConfig.data_dir) at it")

@@ -1,4 +1,4 @@
-"""Input pipelines: ImageNet-format TFRecords, TFDS `imagenet2012`, an image folder, the built-in demo data.
+"""Input pipelines: ImageNet-format TFRecords, TFDS (`imagenet2012`, `imagenet_v2`), an image folder, the demo data.
 Length: the four sources feed one pipeline through one record layout and one set of error checks.
 
     config = DataConfig(data_dir="/data/imagenet")                    # train-* / validation-* TFRecords
@@ -45,7 +45,8 @@ import tensorflow as tf
 
 from regnet_tf.data import augment as augment_lib
 from regnet_tf.data import demo, folder, preprocess
-from regnet_tf.data.config import PIPELINE_SPLITS, SPLITS, DataConfig  # noqa: F401 - re-exported
+from regnet_tf.data.config import (PIPELINE_SPLITS, SPLITS, DataConfig,  # noqa: F401 - DataConfig re-exported
+                                   check_imagenet_v2_splits, imagenet_v2_prepare_hint)
 from regnet_tf.data.format import (IMAGE_EXTENSIONS, IMAGE_KEY, LABEL_KEY, LABEL_MAP, LABEL_OFFSET, SPLIT_PATTERNS,
                                    features, split_minival)
 from regnet_tf.data.mixup import mixup_cutmix
@@ -126,7 +127,7 @@ def check_data(config: DataConfig, splits=SPLITS):
     """Fails early (before a model is built) when `config`'s data is not there: FileNotFoundError with the expected
     layout and the demo alternative (tfrecord: the shards of each split, > minival_shards training shards; folder:
     images under the root and a valid split, `folder.resolve`'s checks; tfds: ImportError without
-    tensorflow-datasets). The demo data always passes."""
+    tensorflow-datasets, ValueError for ImageNetV2's missing train split). The demo data always passes."""
     for split in splits:
         _check_split(split)
         if config.source == "tfrecord":
@@ -140,6 +141,7 @@ def check_data(config: DataConfig, splits=SPLITS):
             _resolved(config)  # scans it and checks num_classes
     if config.source == "tfds":
         _tfds()
+        check_imagenet_v2_splits(config, splits)  # a test set: validation only
 
 
 def label_map_path(config: DataConfig) -> str | None:
@@ -260,6 +262,7 @@ def _tfrecord_source(config, split, training, n, pipeline_id):
 
 def _tfds_source(config, split, training, input_context):
     tfds = _tfds()
+    check_imagenet_v2_splits(config, (split,))
 
     tfds_split = config.tfds_eval_split if split == "validation" else split
     read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=config.seed,
@@ -275,8 +278,10 @@ def _tfds_source(config, split, training, input_context):
     except (AssertionError, FileNotFoundError, tfds.core.registered.DatasetNotFoundError) as e:
         raise FileNotFoundError(
             f"TFDS dataset {config.tfds_name!r} split {tfds_split!r} is not prepared in data_dir={config.data_dir!r} "
-            f"({e}). imagenet2012 needs a manual download: put ILSVRC2012_img_train.tar and "
-            f"ILSVRC2012_img_val.tar in a directory and set DataConfig.tfds_manual_dir to it. " + _DEMO_HINT) from e
+            f"({e}). " + (imagenet_v2_prepare_hint(config.imagenet_v2_variant) if config.imagenet_v2_variant else
+                          "imagenet2012 needs a manual download: put ILSVRC2012_img_train.tar and "
+                          "ILSVRC2012_img_val.tar in a directory and set DataConfig.tfds_manual_dir to it. "
+                          + _DEMO_HINT)) from e
     if training and not config.cache:
         ds = ds.repeat()
     name = f"tfds:{config.tfds_name}/{tfds_split}"

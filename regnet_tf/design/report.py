@@ -7,12 +7,18 @@ Plots (matplotlib, the ``plot`` extra): ``edf.png`` (error EDFs of every sweep, 
 statistic of the first sweep (error vs the statistic, with the empirical bootstrap's 95% band and best value:
 flops, params, acts, and for RegNet-parameterised sweeps d, w0, wa, wm, or for AnyNet sweeps depth and width
 statistics) and ``widths.png`` (per-block width profiles of the best models with their quantized linear fits).
+
+`analyze_study` reports a study of several populations, each swept in several flop regimes: one EDF plot per regime
+with every population (``edf_<regime>.png``), and by kind the parameter trends over the regimes of Fig. 11
+(``trends_<population>.png``) or error vs learning rate and weight decay of Figs. 21-22
+(``hparams_<population>_<regime>.png``), with a summary table and the bootstrap ranges in ``report.html``.
 """
 
 from __future__ import annotations
 
 import html
 import os
+import re
 
 import numpy as np
 
@@ -76,6 +82,90 @@ def analyze(sweep_dirs, out_dir, top=10) -> dict:
     return paths
 
 
+STUDY_KINDS = ("edf", "trends", "hparams")
+
+
+def _slugs(labels) -> dict:
+    """{label: file-name-safe slug}, unique (a suffix _2, _3, ... for labels that would collide)."""
+    out, used = {}, set()
+    for label in labels:
+        base = re.sub(r"[^A-Za-z0-9.-]+", "_", str(label)).strip("_.") or "x"
+        slug, k = base, 1
+        while slug in used:
+            k += 1
+            slug = f"{base}_{k}"
+        used.add(slug)
+        out[label] = slug
+    return out
+
+
+def _fmt_band(lo, best, hi) -> tuple:
+    return f"{best:.3g}", f"[{lo:.3g}, {hi:.3g}]"
+
+
+def analyze_study(title, populations, kind, out_dir, top=10, seed=0, **bootstrap_kw) -> dict:
+    """Writes a study's plots and ``report.html`` into ``out_dir``; returns {name: path} (name = the file's stem,
+    "report" for the page).
+
+    ``populations``: ordered {population label: {regime label: sweep records}} (`sweep.load_records` of each sweep).
+    ``kind``: "edf" (one EDF plot per regime, every population side by side: ``edf_<regime>.png``), "trends" (those,
+    plus `plots.plot_trends` per population: ``trends_<population>.png``) or "hparams" (those, plus
+    `plots.plot_hparams` per population and regime: ``hparams_<population>_<regime>.png``). The page has a table of
+    models, min and mean error per population and regime (empty ones as "no records yet"), the plots, the bootstrap
+    ranges drawn and the ``top`` best models of each population. ValueError when there are no records at all.
+    ``seed`` and ``bootstrap_kw`` (frac, repeats, alpha) go to the bootstrap.
+    """
+    if kind not in STUDY_KINDS:
+        raise ValueError(f"unknown study kind {kind!r}; valid: {', '.join(STUDY_KINDS)}")
+    pops = {str(p): {str(g): list(rs or []) for g, rs in dict(by_regime or {}).items()}
+            for p, by_regime in dict(populations).items()}
+    if not any(rs for by_regime in pops.values() for rs in by_regime.values()):
+        raise ValueError(f"the study {title!r} has no records yet: run launch/sweep.py --study NAME --out DIR (or "
+                         "--space SPACE --regime REGIME --out DIR for each population and regime) first")
+    os.makedirs(out_dir, exist_ok=True)
+    regimes = list(dict.fromkeys(g for by_regime in pops.values() for g in by_regime))
+    pslug, gslug = _slugs(pops), _slugs(regimes)
+    paths, band_rows = {}, []
+    for g in regimes:
+        errors = {p: [r["error"] for r in by_regime[g]] for p, by_regime in pops.items() if by_regime.get(g)}
+        if errors:
+            name = f"edf_{gslug[g]}"
+            paths[name] = plots.plot_edfs(errors, os.path.join(out_dir, name + ".png"), title=f"error EDF, {g}")
+    for p, by_regime in pops.items():
+        if kind == "trends" and any(by_regime.values()):
+            name = f"trends_{pslug[p]}"
+            drawn = plots.plot_trends(by_regime, os.path.join(out_dir, name + ".png"), seed=seed,
+                                      title=f"{p}: parameter trends", **bootstrap_kw)
+            paths[name] = drawn.path
+            band_rows += [(p, g, param, *_fmt_band(lo, best, hi))
+                          for param, rows in drawn.bands.items() for g, lo, best, hi in rows]
+        if kind == "hparams":
+            for g, rs in by_regime.items():
+                if rs:
+                    name = f"hparams_{pslug[p]}_{gslug[g]}"
+                    drawn = plots.plot_hparams(rs, os.path.join(out_dir, name + ".png"), seed=seed,
+                                               title=f"{p}, {g}", **bootstrap_kw)
+                    paths[name] = drawn.path
+                    band_rows += [(p, g, param, *_fmt_band(b.lo, b.best, b.hi)) for param, b in drawn.bands.items()]
+    summary = []
+    for p, by_regime in pops.items():
+        for g, rs in (by_regime.items() if by_regime else [("-", [])]):
+            e = [r["error"] for r in rs]
+            summary.append((p, g, len(rs), f"{min(e):.2f}", f"{np.mean(e):.2f}") if rs else
+                           (p, g, 0, "no records yet", ""))
+    body = plotting.html_table(["population", "regime", "models", "min error %", "mean error %"], summary)
+    body += plotting.images_html(paths)
+    if band_rows:
+        body += ("<h2>bootstrap: the best models' value (median) and 95% range</h2>"
+                 + plotting.html_table(["population", "regime", "parameter", "best", "95% range"], band_rows))
+    for p, by_regime in pops.items():
+        every = [r for rs in by_regime.values() for r in rs]
+        if every:
+            body += f"<h2>best models of {html.escape(p)}</h2>{_table(every, top)}"
+    paths["report"] = plotting.write_html(os.path.join(out_dir, "report.html"), title, body)
+    return paths
+
+
 def best_recipe(record, base_recipe: str) -> str:
     """A ready recipe file (YAML text) that trains the model of a sweep record with ``base_recipe``'s setup."""
     import yaml
@@ -89,4 +179,4 @@ def best_recipe(record, base_recipe: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-__all__ = ["analyze", "best_recipe", "stats"]
+__all__ = ["STUDY_KINDS", "analyze", "analyze_study", "best_recipe", "stats"]

@@ -80,6 +80,7 @@ class AnyNetSpace:
     g_widths: Tuple[int, ...] = G_WIDTHS
     block: str = "X"
     se_ratio: float = 0.0
+    activation: str = "relu"
 
     def _per_stage(self, rng, draw_one, shared: bool, increasing: bool):
         if shared:
@@ -102,7 +103,7 @@ class AnyNetSpace:
         """The AnyNetSpec of raw parameters, widths made compatible with b and g (appendix D)."""
         ws, bs, gs = adjust_block_compatibility(params["ws"], [1.0 / r for r in params["b"]], params["gs"])
         return AnyNetSpec(ds=tuple(params["ds"]), ws=tuple(ws), bs=tuple(bs), gs=tuple(gs), block=self.block,
-                          se_ratio=self.se_ratio)
+                          se_ratio=self.se_ratio, activation=self.activation)
 
     def sample(self, rng) -> AnyNetSpec:
         """One spec of the space (no flop filter)."""
@@ -142,12 +143,13 @@ class RegNetSpace:
     activation: str = "relu"
     params_fit: Optional[Tuple[float, float]] = None  # (a, c): params <= (a + c F) M, F = regime top in GF
     acts_fit: Optional[float] = None  # c: acts <= c sqrt(F) M
+    w0_equals_wa: bool = False  # section 3.3's simplification (Figure 9): the slope wa is set to w0
 
     def draw(self, rng) -> dict:
         """The raw parameters d, w0, wa, wm, b (ratio), g."""
         d = int(rng.integers(self.d_range[0], self.d_range[1] + 1))
         w0 = log_uniform_int(rng, self.w0_range[0], self.w0_range[1], self.q)
-        wa = log_uniform(rng, *self.wa_range, digits=2)
+        wa = float(w0) if self.w0_equals_wa else log_uniform(rng, *self.wa_range, digits=2)
         wm = log_uniform(rng, *self.wm_range, digits=3)
         return dict(d=d, w0=w0, wa=wa, wm=wm, b=_choice(rng, self.b_ratios), g=_choice(rng, self.g_widths))
 

@@ -61,14 +61,23 @@ def spec_from_dict(d: dict):
     return spec_kinds()[d.pop("kind")](**d)
 
 
-def make_plan(space: str, regime, samples: int, seed: int = 0, resolution: int = 224, recipe: str = "",
-              overrides=()) -> dict:
-    """The sweep: ``samples`` specs of ``space`` in the flop ``regime`` (`spaces.sample`, deterministic in
-    ``seed``), with the recipe and overrides every model trains with."""
+def make_plan(space, regime, samples: int, seed: int = 0, resolution: int = 224, recipe: str = "",
+              overrides=(), hparams=None) -> dict:
+    """The sweep: ``samples`` specs of ``space`` (a name or a space object) in the flop ``regime`` (`spaces.sample`,
+    deterministic in ``seed``), with the recipe and overrides every model trains with. ``hparams``: one dict per
+    model ({"lr": ..., "wd": ...}, `regnet_tf.design.studies.sample_hparams`) that model trains with and records."""
     specs = spaces.sample(space, samples, regime=regime, seed=seed, resolution=resolution)
-    return {"space": space, "regime": regime if isinstance(regime, str) else list(regime), "samples": samples,
-            "seed": seed, "resolution": resolution, "recipe": recipe, "overrides": list(overrides),
-            "specs": [spec_to_dict(s) for s in specs]}
+    plan = {"space": spaces.get_space(space).name, "regime": regime if isinstance(regime, str) else list(regime),
+            "samples": samples, "seed": seed, "resolution": resolution, "recipe": recipe,
+            "overrides": list(overrides), "specs": [spec_to_dict(s) for s in specs]}
+    if hparams is not None:
+        if len(hparams) != samples:
+            raise ValueError(f"hparams needs one dict per model: {len(hparams)} for {samples} models")
+        plan["hparams"] = [dict(h) for h in hparams]
+    return plan
+
+
+HPARAM_KEYS = {"lr": "schedule.base_lr", "wd": "optimizer.weight_decay"}  # a sampled value -> the recipe key
 
 
 def _read_json(path):
@@ -91,7 +100,7 @@ def open_sweep(out: str, plan: dict) -> dict:
     gfile.makedirs(os.path.join(out, RECORDS))
     if gfile.exists(path):
         old = _read_json(path)
-        keys = ("space", "regime", "samples", "seed", "resolution", "recipe", "overrides")
+        keys = ("space", "regime", "samples", "seed", "resolution", "recipe", "overrides", "hparams")
         # a regime is its bounds, however written ("400MF", "360MF-400MF", [360e6, 400e6]: launch/search.py's)
         same = {"regime": lambda a, b: spaces.parse_regime(a) == spaces.parse_regime(b)}
         changed = {k: (old.get(k), plan.get(k)) for k in keys
@@ -127,7 +136,9 @@ def model_recipe(plan: dict, index: int):
     spec = dict(plan["specs"][index])
     raw["model"] = {**{k: v for k, v in (raw.get("model") or {}).items() if k not in ("name", "kind", "spec")},
                     "kind": spec.pop("kind"), "spec": spec}
-    raw = recipe_lib.apply_overrides(raw, plan["overrides"])
+    sampled = plan["hparams"][index] if plan.get("hparams") else {}
+    per_model = [f"{HPARAM_KEYS[k]}={v}" for k, v in sampled.items()]
+    raw = recipe_lib.apply_overrides(raw, list(plan["overrides"]) + per_model)
     return recipe_lib.from_dict(raw, name=f"{plan['space']}_{index:06d}")
 
 
@@ -148,6 +159,8 @@ def train_one(out: str, plan: dict, index: int, log=print) -> dict:
               "error": 100.0 - metrics["top1"], "top5_error": 100.0 - metrics["top5"],
               "examples": metrics["examples"], "epochs": trainer.total_steps / trainer.steps_per_epoch,
               "steps": trainer.total_steps, "seconds": round(time.time() - start, 1), "host": socket.gethostname()}
+    if plan.get("hparams"):
+        record["hparams"] = plan["hparams"][index]
     _write_json_atomic(record_path(out, index), record)
     return record
 
