@@ -10,6 +10,7 @@ import pytest
 import regnet_tf
 from regnet_tf.design import spaces, studies, sweep
 
+import conftest
 from conftest import run_command
 
 SAMPLES = 3
@@ -58,11 +59,29 @@ def test_every_population_holds_its_constraints(name):
         if p.hparams:
             for h in plan["hparams"]:
                 assert 0.01 <= h["lr"] <= 1.0 and 1e-5 <= h["wd"] <= 1e-3
-            assert r.schedule.base_lr == plan["hparams"][0]["lr"] and r.optimizer.weight_decay == plan["hparams"][0]["wd"]
+            first = plan["hparams"][0]
+            assert r.schedule.base_lr == first["lr"] and r.optimizer.weight_decay == first["wd"]
         else:
             assert "hparams" not in plan
         _population_checks(p, regime, plan)
     assert study.models() == sum(p.samples * len(p.regimes) for p in study.populations)
+
+
+def test_every_quote_is_the_papers():
+    """Each quoted phrase of a study's source (split at "..."; "[...]" is ours) occurs in the paper's text."""
+    import glob
+    import re
+
+    files = glob.glob(os.path.join(os.path.dirname(conftest.REPO), "shared", "papers", "000_*.txt"))
+    if not files:
+        pytest.skip("the RegNet paper's text is not here")
+    text = " ".join(open(files[0], encoding="utf-8").read().split())
+    for study in studies.STUDIES.values():
+        quotes = re.findall(r'"([^"]+)"', study.source)
+        assert quotes, study.name
+        for quote in quotes:
+            for part in re.split(r"\.\.\.|\[[^\]]*\]", quote):
+                assert not part.strip() or part.strip() in text, (study.name, part)
 
 
 def test_paper_counts_names_and_listing():

@@ -13,9 +13,10 @@ the epochs each trains and, for the optimization studies, the learning rate and 
 (Figure 11: the bootstrap's best range of each parameter across regimes) or "hparams" (Figures 21-22: error vs lr,
 wd and lr x wd).
 
-Values come from the paper's text where it gives them (``source`` quotes it); where only the figure shows a value
-(regimes of Figures 10, 11, 13, 20; the lr and wd ranges of Figure 21), the value is our reading, marked
-``reading`` and listed in docs/DESIGN_SPACES.md. Pure Python, no TensorFlow.
+Values come from the paper's text where it gives them (``source`` quotes it as the paper's text file has it; a test
+finds each quote there); where only the figure shows a value (regimes of Figures 10, 11, 13, 20; the lr and wd
+ranges of Figure 21), the value is our reading, marked ``reading`` and listed in docs/DESIGN_SPACES.md. Pure
+Python, no TensorFlow.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ _STUDIES = (
           "model for 10 epochs\""),
     Study("figure_7", "Figure 7", "AnyNetXC vs D (increasing widths) vs E (and increasing depths)", "edf",
           (_pop("AnyNetXC", "anynetx_c", **AX), _pop("AnyNetXD", "anynetx_d", **AX),
-           _pop("AnyNetXE", "anynetx_e", **AX)), "section 3.2, as Figure 5"),
+           _pop("AnyNetXE", "anynetx_e", **AX)),
+          "section 3.2, as Figure 5; Figure 7: \"having increasing wi and di is beneficial\""),
     Study("figure_9", "Figure 9", "RegNetX vs AnyNetX, and RegNetX with wm = 2 or w0 = wa", "edf",
           (_pop("AnyNetXA", "anynetx_a", **AX), _pop("AnyNetXE", "anynetx_e", **AX), _pop("RegNetX", "regnetx", **AX),
            _pop("RegNetX wm=2", "regnetx", {"wm_range": (2.0, 2.0)}, **AX),
@@ -120,18 +122,18 @@ _STUDIES = (
           "the higher regime (3.2GF), the longer schedule (50 epochs) and 100 models per population"),
     Study("figure_11", "Figure 11", "RegNetX parameter trends across flop regimes", "trends",
           (_pop("RegNetX", "regnetx", regimes=REGIMES, **S4),),
-          "section 4: \"sampling fewer models (100) but training them for longer (25 epochs) with a learning rate of "
-          "0.1\"", "the regimes 200MF-6.4GF"),
+          "section 4: \"fewer models (100) but training them for longer (25 epochs) with a learning rate of 0.1\"",
+          "the regimes 200MF-6.4GF"),
     Study("figure_13", "Figure 13", "RegNetX refined by constraints (b = 1, d <= 40, wm >= 2, params and acts)", "edf",
           (_pop("RegNetX", "regnetx", regimes=("400MF", "1.6GF", "6.4GF"), **S4),
            _pop("RegNetX C", "regnetx_constrained", {"d_range": (1, 40)}, regimes=("400MF", "1.6GF", "6.4GF"), **S4)),
-          "section 4: \"we set b = 1, d <= 40, and wm >= 2 ... we limit parameters and activations\"",
+          "section 4: \"we set b = 1, d ≤ 40, and wm ≥ 2 ... Second, we limit param- eters and activations\"",
           "the regimes 400MF, 1.6GF and 6.4GF"),
     Study("figure_14", "Figure 14", "RegNetX alternatives: inverted bottleneck, depthwise conv, RegNetY", "edf",
           (_pop("RegNetX", "regnetx", **S4), _pop("RegNetX 1/8<=b<=1", "regnetx", {"b_ratios": INVERTED_B}, **S4),
            _pop("RegNetX g=1", "regnetx", {"g_widths": (1,)}, **S4), _pop("RegNetY", "regnety", **S4)),
-          "Figure 14: \"Inverted bottleneck (1/8 <= b <= 1) degrades results and depthwise conv (g = 1) is even worse "
-          "... RegNetY (Y=X+SE) improves the EDF\" (section 4: 100 models, 25 epochs)",
+          "Figure 14: \"Inverted bottleneck ( 1 8 ≤ b ≤ 1) degrades results and depth- wise conv (g = 1) is even "
+          "worse ... RegNetY (Y=X+SE) improves the EDF\" (section 4: 100 models, 25 epochs)",
           "the middle panel (varying resolution) is not a population here"),
     Study("figure_19", "Figure 19", "Fixed depth d = 20, three stages, inverted bottleneck at high flops", "edf",
           (_pop("RegNetX", "regnetx", regimes=("400MF", "1.6GF", "6.4GF"), samples=100, epochs=100),
@@ -141,8 +143,8 @@ _STUDIES = (
            _pop("RegNetX b<1", "regnetx", {"b_ratios": (0.5, 0.25, 0.125)}, regimes=("6.4GF",), samples=100,
                 epochs=100)),
           "appendix B: \"we compare using fixed depth (d = 20) across flop regimes ... trained each model for 100 "
-          "epochs\"; \"we tested 3 stage networks at 6.4GF, trained for 100 epochs each\"; \"we re-test [b < 1] at "
-          "6.4GF and 100 epochs\"", "100 models per population; the fixed-depth regimes 400MF, 1.6GF and 6.4GF"),
+          "epochs\"; \"we tested 3 stage networks at 6.4GF, trained for 100 epochs each\"; \"[for b < 1] we re-test "
+          "at 6.4GF and 100 epochs\"", "100 models per population; the fixed-depth regimes 400MF, 1.6GF and 6.4GF"),
     Study("figure_20", "Figure 20", "Swish vs ReLU in RegNetY, and with depthwise convolutions (g = 1)", "edf",
           (_pop("RegNetY ReLU", "regnety", regimes=("400MF", "6.4GF"), **S4),
            _pop("RegNetY Swish", "regnety", {"activation": "silu"}, regimes=("400MF", "6.4GF"), **S4),
