@@ -38,7 +38,6 @@ SLOW_FIRST = (
     "tests/test_design_sweep.py::test_search_writes_the_best_model_as_a_recipe",
     "tests/test_export.py",
     "tests/test_swa.py::test_swa_run_interrupted_and_resumed",
-    "tests/test_collect.py::test_collects_a_real_tiny_run",
     "tests/test_design_studies.py::test_a_study_runs_end_to_end_and_is_analyzed",
     "tests/test_train.py::test_truncated_tfrecord_is_one_error_line_and_data_dir_picks_the_source",
     "tests/test_train.py::test_multi_worker_two_local_processes",

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from PIL import Image
 
 import conftest
@@ -141,33 +142,26 @@ def test_errors(tmp_path):
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith("error: give the run directories")
 
 
-def test_collects_a_real_tiny_run(study, demo_cache, tmp_path, monkeypatch):
-    """A grid point trained for one step on the demo data (32 px, batch 8), with synthetic points of its grid, through
-    `python launch/collect.py runs/a runs/b --out DIR`."""
-    from regnet_tf.cli import train
-
-    monkeypatch.setenv("REGNET_TF_DATA", demo_cache)
-    real = tmp_path / "real"
-    conftest.run_command(train, "--recipe", "rs_scaling_d26_w0.25_r128_e10", "--data", "demo", "--model_dir",
-                         str(real), "--steps", "1", "--noexport", "--set", "data.image_size=32", "--set",
-                         "train.global_batch_size=8", "--set", "train.eval_steps=1", "--set", "data.minival_shards=2",
-                         "--set", "train.steps_per_loop=1", "--set", "schedule.warmup_epochs=0", "--set",
-                         "model.spec.ds=[1, 1, 1, 1]", "--set", "ema.decay=0")  # narrower, quicker: the spec trained
-    out = conftest.run_launcher("collect.py", str(real), str(study[0] / "runs" / RS_POINTS[1]), "--out",
+def test_collects_a_real_tiny_run(study, tiny_run, tmp_path):
+    """The suite's tiny run (a real launch/train.py run of the demo recipe on the demo data, built once) with a
+    synthetic rs_scaling point, through `python launch/collect.py runs/a runs/b --out DIR`: the real run's row is
+    what its recipe.yaml and metrics.jsonl say."""
+    real = tiny_run
+    out = conftest.run_launcher("collect.py", real, str(study[0] / "runs" / RS_POINTS[1]), "--out",
                                 str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr[-2000:]
     with open(tmp_path / "out" / "runs.csv", newline="", encoding="utf-8") as f:
         rows = {r["run"]: r for r in csv.DictReader(f)}
-    row = rows[str(real)]
-    records = [json.loads(line) for line in open(real / "metrics.jsonl", encoding="utf-8")]
-    minival = [r for r in records if r["split"] == "minival"][-1]
-    trained = recipe_lib.load("rs_scaling_d26_w0.25_r128_e10", ["model.spec.ds=[1, 1, 1, 1]"]).spec()
-    flops = regnet_tf.complexity(trained, 32, 10)["flops"]  # the run's spec (recipe.yaml), not the name's
-    assert row["finished"] == "True" and row["eval_split"] == "minival" and row["steps"] == "1"
-    assert float(row["error"]) == pytest.approx(100 - minival["top1"]) and row["data"] == "demo"
-    assert int(row["flops"]) == flops < regnet_tf.complexity(recipe_lib.load(row["recipe"]).spec(), 32, 10)["flops"]
-    assert row["num_classes"] == "10" and row["model"] == "resnet"
-    assert (row["depth"], row["width"], row["res"]) == ("26", "0.25", "128") and row["image_size"] == "32"
+    row = rows[real]
+    records = [json.loads(line) for line in open(os.path.join(real, "metrics.jsonl"), encoding="utf-8")]
+    final = [r for r in records if r["split"] == "validation"][-1]
+    with open(os.path.join(real, "recipe.yaml"), encoding="utf-8") as f:
+        r = recipe_lib.from_dict(yaml.safe_load(f))
+    flops = regnet_tf.complexity(r.spec(), r.data.image_size, r.data.num_classes)["flops"]
+    assert row["finished"] == "True" and row["eval_split"] == "validation" and row["steps"] == str(final["step"])
+    assert float(row["error"]) == pytest.approx(100 - final["top1"]) and row["data"] == "demo"
+    assert int(row["flops"]) == flops and row["image_size"] == "32" and row["num_classes"] == "10"
+    assert row["grid"] == "" and rows[str(study[0] / "runs" / RS_POINTS[1])]["depth"] == "26"
     assert "2 runs (2 finished, 0 unfinished)" in out.stdout
     assert {"rs_scaling_e10.png", "rs_scaling_depth_vs_width.png", "report.html"} <= set(os.listdir(tmp_path / "out"))
     assert collect.DEMO_NOTE in open(tmp_path / "out" / "report.html", encoding="utf-8").read()
