@@ -98,12 +98,13 @@ def named_models(names, resolution=None, resolution_scale=1.0):
     """
     from regnet_tf.train import recipe as recipe_lib  # pure Python
 
+    registered, recipes = set(zoo.list_models()), None
     models = []
     for name in names:
-        if name.lower() in zoo.list_models():
+        if name.lower() in registered:
             key = name.lower()
             m = StudyModel(key, zoo.resolve(key), zoo.default_resolution(key), family_of(key), base=key)
-        elif name in recipe_lib.list_recipes(grids=True):
+        elif name in (recipes := recipes or set(recipe_lib.list_recipes(grids=True))):
             r = recipe_lib.load(name)
             s = r.model.scale
             base = s["base"] if s else r.model.name
