@@ -38,6 +38,8 @@ setup(
         # .safetensors checkpoints (timm) without torch; 0.4.1 reads bfloat16 into numpy through ml_dtypes
         "safetensors>=0.4.1",
         "ml_dtypes",
+        # TFDS (4.9.x) imports it when it prepares a dataset (`tfds build`, the first `tfds.load`) without declaring it
+        "importlib_resources",
     ],
     extras_require={
         # Pillow writes the CMYK JPEG of tests/test_data.py; matplotlib draws the sweep plots the tests open; xdist:

@@ -2,6 +2,7 @@
 each population's seeded samples hold the paper's constraints, the plans carry epochs and sampled lr / wd, and one
 study runs end to end at tiny scale on the demo data."""
 
+import dataclasses
 import json
 import os
 
@@ -22,11 +23,20 @@ def _specs(plan):
 
 def _population_checks(p, regime, plan):
     """What the population's name promises, on its sampled specs."""
+    if p.models:  # a fixed model: every run is the registered model, at its resolution, with its own recipe
+        assert regime in p.models and plan["regime"] is None and plan["resolution"] == regnet_tf.zoo.default_resolution(
+            regime)
+        assert _specs(plan) == [regnet_tf.zoo.get_spec(regime)] * len(plan["specs"])
+        assert sweep.model_recipe(plan, 0).spec() == regnet_tf.zoo.get_spec(regime).replace(dropout=0.0,
+                                                                                             drop_path_rate=0.0)
+        return
     lo, hi = spaces.parse_regime(regime)
     changes = dict(p.changes)
-    for spec in _specs(plan):
+    for k, spec in enumerate(_specs(plan)):
         net = spec.resolved()
-        assert lo <= regnet_tf.complexity(net, 224)["flops"] <= hi, (p.label, regime)
+        r = sweep.model_resolution(plan, k)  # its flops are at its own resolution (Figure 14's varying r)
+        assert r in (p.resolutions or (224,)), (p.label, r)
+        assert lo <= regnet_tf.complexity(net, r)["flops"] <= hi, (p.label, regime)
         stages = changes.get("stages", 4)
         assert len(net.ds) == stages, (p.label, net.ds)
         if spec.kind != "regnet":
@@ -57,14 +67,15 @@ def test_every_population_holds_its_constraints(name):
         r = sweep.model_recipe(plan, 0)
         assert r.train.epochs == p.epochs
         if p.hparams:
+            ranges = {n: (lo, hi) for n, lo, hi in p.hparams}
             for h in plan["hparams"]:
-                assert 0.01 <= h["lr"] <= 1.0 and 1e-5 <= h["wd"] <= 1e-3
+                assert all(ranges[n][0] <= h[n] <= ranges[n][1] for n in ("lr", "wd")), h
             first = plan["hparams"][0]
             assert r.schedule.base_lr == first["lr"] and r.optimizer.weight_decay == first["wd"]
-        else:
+        elif not p.resolutions:
             assert "hparams" not in plan
         _population_checks(p, regime, plan)
-    assert study.models() == sum(p.samples * len(p.regimes) for p in study.populations)
+    assert study.models() == sum(p.samples * len(p.models or p.regimes) for p in study.populations)
 
 
 def test_every_quote_is_the_papers():
@@ -101,7 +112,8 @@ def test_paper_counts_names_and_listing():
 def test_a_study_runs_end_to_end_and_is_analyzed(tmp_path, demo_cache, monkeypatch):
     """figure_21 (lr and wd sampled per model), its 400MF population: one model, 1 step on the demo data;
     the records carry their lr and wd; analyze_sweep --study draws the figure's plots, the other populations listed
-    as not started."""
+    as not started. Then one model each of the two other kinds of population: Figure 14's resolution per model and
+    Figure 22's fixed model."""
     from regnet_tf.cli import analyze_sweep
     from regnet_tf.cli import sweep as sweep_cli
 
@@ -129,3 +141,76 @@ def test_a_study_runs_end_to_end_and_is_analyzed(tmp_path, demo_cache, monkeypat
         run_command(sweep_cli, "--study", "figure_21", "--space", "regnetx", "--out", str(out))
     listing = run_command(sweep_cli, "--list_studies")
     assert all(name in listing for name in studies.STUDIES)
+    with pytest.raises(ValueError, match="--populations and --regimes choose among a study's sweeps: give --study"):
+        run_command(sweep_cli, "--space", "regnetx", "--regimes", "400MF", "--out", str(out))
+
+    # Figure 14's varying resolution: the model trains at its own resolution (scaled to the trial's 32 px), its record
+    # counts its complexity there
+    args = ["--study", "figure_14", "--populations", "regnetx_varying_r", "--regimes", "400MF", "--samples", "1",
+            "--data", "demo", "--out", str(out / "fig14"), *tiny]
+    run_command(sweep_cli, *args)
+    (record,) = sweep.load_records(str(out / "fig14" / "regnetx_varying_r_400MF"))
+    r = record["hparams"]["resolution"]
+    assert record["complexity"] == regnet_tf.complexity(sweep.spec_from_dict(record["spec"]), r)
+    run_yaml = open(out / "fig14" / "regnetx_varying_r_400MF" / "runs" / "000000" / "recipe.yaml", encoding="utf-8")
+    assert f"image_size: {round(32 * r / 224)}" in run_yaml.read()
+
+    # Figure 22's kind: a fixed registered model trained with its own lr and wd per run (here RegNetX-200MF with the
+    # design-space recipe, for time: EfficientNet-B0 costs twice as much), analyzed as the figure is
+    fig22 = studies.get_study("figure_22")
+    small = dataclasses.replace(fig22, populations=(dataclasses.replace(
+        fig22.populations[0], models=("regnetx_002",), recipe="regnet_design_space"),))
+    (name, plan), = studies.plans(small, samples=1, overrides=["data.source=demo", *tiny[1::2]])
+    assert name == "efficientnet_lr_wd_regnetx_002"
+    (record,) = sweep.run_sweep(str(out / "fig22" / name), plan, log=lambda *_: None)
+    assert record["spec"] == sweep.spec_to_dict(regnet_tf.zoo.get_spec("regnetx_002"))
+    assert record["hparams"] == plan["hparams"][0] and record["complexity"] == regnet_tf.complexity("regnetx_002")
+    from regnet_tf.design.report import analyze_study
+
+    paths = analyze_study("Figure 22", {"EfficientNet lr wd": {"regnetx_002": [record]}}, "hparams",
+                          str(out / "fig22" / "analysis"))
+    assert "hparams_EfficientNet_lr_wd_regnetx_002" in paths
+
+
+def test_varying_resolution_and_fixed_model_plans(tmp_path):
+    """Figure 14's varying-r population: each model's resolution is drawn from the study's set, its flops are in the
+    regime at that resolution, and it trains at it (relative to the sweep's: a trial's smaller images scale alike).
+    Figure 22's fixed model: every run is the registered EfficientNet with its own lr and wd and its *_dds recipe."""
+    fig14 = studies.get_study("figure_14")
+    (name, plan), = studies.plans(fig14, samples=6, populations=["RegNetX varying r"], regimes=["400MF"])
+    assert name == "regnetx_varying_r_400MF"
+    own = [h["resolution"] for h in plan["hparams"]]
+    assert set(own) <= set(studies.VARYING_R) and len(set(own)) > 1, own  # seed 0 draws several
+    assert plan == studies.plans(fig14, samples=6, populations=["regnetx_varying_r"], regimes=["400MF"])[0][1]
+    for k, r in enumerate(own):
+        assert sweep.model_resolution(plan, k) == r
+        assert 360e6 <= regnet_tf.complexity(sweep.spec_from_dict(plan["specs"][k]), r)["flops"] <= 400e6
+        assert sweep.model_recipe(plan, k).data.image_size == r  # the recipe's 224 at the sweep's 224
+    k = own.index(max(own))
+    (_, trial), = studies.plans(fig14, samples=6, populations=["RegNetX varying r"], regimes=["400MF"],
+                                overrides=["data.image_size=32", "data.eval_short_side=40"])
+    tiny = sweep.model_recipe(trial, k)
+    assert (tiny.data.image_size, tiny.data.eval_short_side) == (round(32 * max(own) / 224), round(40 * max(own) / 224))
+    assert [s for n, _, s in studies.select(fig14, regimes=["3.2GF"])] == ["3.2GF", "3.2GF"]
+    with pytest.raises(ValueError, match=r"figure_14 has no regime '1GF' \(in the populations chosen\); its regimes: "
+                                         "400MF, 3.2GF"):
+        studies.select(fig14, regimes=["1GF"])
+    with pytest.raises(ValueError, match="unknown sampled hyper-parameter 'momentum'; valid: lr, wd, resolution"):
+        sweep.make_plan("regnetx", "400MF", 1, hparams=[{"momentum": 0.9}])
+
+    fig22 = studies.get_study("figure_22")
+    plans = studies.plans(fig22, samples=2)
+    assert [n for n, _ in plans] == [f"efficientnet_lr_wd_efficientnet_b{b}" for b in (0, 2, 4)]
+    name, plan = plans[1]
+    r = sweep.model_recipe(plan, 1)
+    assert r.name == "efficientnet_b2_000001" and r.data.image_size == 260 and r.train.epochs == 25
+    assert (r.schedule.base_lr, r.optimizer.weight_decay) == (plan["hparams"][1]["lr"], plan["hparams"][1]["wd"])
+    from regnet_tf.train import recipe as recipe_lib
+
+    assert r.data.eval_short_side == recipe_lib.load("efficientnet_b2_dds").data.eval_short_side
+    out = str(tmp_path / name)
+    assert sweep.open_sweep(out, plan) == sweep.open_sweep(out, plan)  # resumes: the same sweep (no regime)
+    with pytest.raises(ValueError, match="holds another sweep"):
+        sweep.open_sweep(out, studies.plans(fig22, samples=3)[1][1])
+    assert "fixed models efficientnet_b0/efficientnet_b2/efficientnet_b4" in studies.describe(fig22)
+    assert "resolution per model from 160/192/224/256/288/320" in studies.describe(fig14)

@@ -12,7 +12,8 @@ from regnet_tf import applications as apps
 from regnet_tf.applications import build_model, preprocess_input
 from regnet_tf.layers import Conv2D, MaxPool2D
 
-# Tiny specs that cover every block type, both stems, SE, the head conv, Z's missing shortcuts and dropout.
+# Tiny specs that cover every block type, both stems, SE, the head conv, Z's missing shortcuts, dropout, 5 stages
+# and Swish.
 TINY = {
     "X": AnyNetSpec(ds=(1, 2), ws=(16, 32), gs=(8, 8), stem_w=8),
     "Y": AnyNetSpec(ds=(1, 2), ws=(16, 32), gs=(8, 8), block="Y", se_ratio=0.25, stem_w=8),
@@ -21,6 +22,8 @@ TINY = {
     "R": AnyNetSpec(ds=(1, 1), ws=(16, 32), bs=(0.5, 0.5), block="R", stem="res", stem_w=8),
     "V": AnyNetSpec(ds=(1, 1), ws=(8, 16), block="V", stem_w=8),
     "VR": AnyNetSpec(ds=(1, 2), ws=(8, 16), block="VR", stem_w=8, dropout=0.2),
+    # five stages and Swish in an X block (the RegNet paper's Figures 10 and 20)
+    "X5": AnyNetSpec(ds=(1, 1, 1, 1, 1), ws=(8, 16, 16, 32, 32), gs=(8, 8, 8, 8, 8), activation="silu", stem_w=8),
 }
 
 

@@ -1,15 +1,18 @@
-"""Every paper-derived recipe value, held against tests/data/paper_values.yaml (transcribed from the papers).
+"""Every paper-derived recipe and study value, held against tests/data/paper_values.yaml (transcribed from the papers).
 
 One test per entry of the table (id `<recipe or pattern>:<key>`), so a recipe edit that drifts from the paper fails
 with the table, section and quote that give the value. Entries marked `deviation: N` are values the paper leaves
 open; the test holds the recipe to the choice docs/RECIPES.md documents as item N. Complexity entries hold the
 papers' flops / params / acts against `regnet_tf.complexity` at the printed precision; where a paper's number differs
 from ours (`ours:`), the last tests check the explanation docs/DEVIATIONS.md gives. A test checks that each quote
-occurs in the paper's text (../shared/papers), when the papers are there.
+occurs in the paper's text (../shared/papers), when the papers are there. Entries with `study:` hold the RegNet
+paper's design-space studies (`regnet_tf.design.studies`: populations, counts, epochs, regimes, changes) the same way;
+`reading:` marks a value only a figure shows (our choice, listed in docs/DESIGN_SPACES.md).
 
 Pure Python: recipe.load and regnet_tf.complexity import no TensorFlow.
 """
 
+import dataclasses
 import fnmatch
 import functools
 import glob
@@ -32,8 +35,8 @@ PAPERS = {  # the source's leading paper name -> the paper's text file (prefix) 
     "Fast and Accurate Model Scaling": "002_",
     "RegNet": "000_",
 }
-TARGETS = ("recipe", "recipes", "pattern")
-FIELDS = {"key", "value", "source", "quote", "error", "deviation", "note", "ours"}
+TARGETS = ("recipe", "recipes", "pattern", "study")
+FIELDS = {"key", "value", "source", "quote", "error", "deviation", "note", "ours", "population", "reading"}
 COMPLEXITY = {  # key -> (regnet_tf.complexity field, divisor giving the paper's unit)
     "complexity.gmacs": ("flops", 1e9),  # RegNet and fast-scaling papers: "flops (B)" = multiply-adds
     "complexity.gflops": ("flops", 0.5e9),  # Revisiting ResNets: "FLOPs (B)" = 2 x multiply-adds
@@ -50,6 +53,8 @@ def _entries():
 
 
 ENTRIES = _entries()
+RECIPE_ENTRIES = [e for e in ENTRIES if "study" not in e]
+STUDY_ENTRIES = [e for e in ENTRIES if "study" in e]
 
 
 def _target(entry):
@@ -182,7 +187,7 @@ def _documented_deviations():
 
 # ------------------------------------------------------------------------------- every entry vs. the recipes
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=_ids(ENTRIES))
+@pytest.mark.parametrize("entry", RECIPE_ENTRIES, ids=_ids(RECIPE_ENTRIES))
 def test_recipe_keeps_paper_value(entry):
     expected = entry["value"]
     wrong = []
@@ -203,6 +208,68 @@ def test_recipe_keeps_paper_value(entry):
         expected, why = entry["ours"], f"ours, where the paper prints {expected!r}: {entry['note']}; the paper"
     assert not wrong, (f"{entry['key']} should be {expected!r} ({why}: {entry['source']}: \"{entry['quote']}\"); "
                        f"found {', '.join(wrong)}")
+
+
+# ------------------------------------------------------------------------------- every entry vs. the studies
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _study_value(population, key):
+    """A population's value for a study key (tests/data/paper_values.yaml's header lists them)."""
+    if key in ("samples", "epochs", "regimes", "resolutions", "models", "recipe", "space"):
+        return _plain(getattr(population, key))
+    if key.startswith("changes."):
+        changes = dict(population.changes)
+        field = key[len("changes."):]
+        assert field in changes, f"{population.label} changes no {field!r} (its changes: {changes})"
+        return _plain(changes[field])
+    if key.startswith("hparams."):
+        ranges = {name: [lo, hi] for name, lo, hi in population.hparams}
+        assert key[len("hparams."):] in ranges, f"{population.label} samples no {key[len('hparams.'):]}"
+        return ranges[key[len("hparams."):]]
+    if key.startswith("design_space@"):  # design_space@3.2GF.g_widths: the regime may hold a dot
+        regime, field = key[len("design_space@"):].rsplit(".", 1)
+        space = population.design_space(regime)
+        assert field in {f.name for f in dataclasses.fields(space)}, f"{space.name} has no field {field!r}"
+        return _plain(getattr(space, field))
+    raise KeyError(f"unknown study key {key!r}")
+
+
+@pytest.mark.parametrize("entry", STUDY_ENTRIES, ids=_ids(STUDY_ENTRIES))
+def test_study_keeps_paper_value(entry):
+    from regnet_tf.design import studies
+
+    study = studies.get_study(entry["study"])
+    labels = entry.get("population", [p.label for p in study.populations])
+    labels = [labels] if isinstance(labels, str) else labels
+    by_label = {p.label: p for p in study.populations}
+    assert set(labels) <= set(by_label), f"{study.name} has no population {sorted(set(labels) - set(by_label))}"
+    wrong = [f"{label}: {_study_value(by_label[label], entry['key'])!r}" for label in labels
+             if not _same(_study_value(by_label[label], entry["key"]), entry["value"])]
+    why = f"our reading ({entry['reading']})" if "reading" in entry else "the paper"
+    assert not wrong, (f"{study.name} {entry['key']} should be {entry['value']!r} ({why}: {entry['source']}: "
+                       f"\"{entry['quote']}\"); found {', '.join(wrong)}")
+    if "reading" in entry:  # a value the text does not give is said to be ours, in the study and in the docs
+        assert study.reading, f"{study.name} has a value of our reading but no Study.reading"
+        with open(os.path.join(REPO, "docs", "DESIGN_SPACES.md"), encoding="utf-8") as f:
+            assert study.name in f.read(), f"docs/DESIGN_SPACES.md does not list {study.name}'s reading"
+
+
+def test_every_study_population_has_its_values_in_the_table():
+    """Each population's count, epochs and regimes (or models) are in the table, quoted or marked as our reading."""
+    from regnet_tf.design import studies
+
+    held = set()
+    for e in STUDY_ENTRIES:
+        study = studies.get_study(e["study"])
+        labels = e.get("population", [p.label for p in study.populations])
+        held |= {(study.name, label, e["key"]) for label in ([labels] if isinstance(labels, str) else labels)}
+    missing = [f"{s.name} {p.label}: {key}" for s in studies.STUDIES.values() for p in s.populations
+               for key in ("samples", "epochs", "models" if p.models else "regimes")
+               if (s.name, p.label, key) not in held]
+    assert not missing, "no paper_values.yaml entry for " + "; ".join(missing)
 
 
 # --------------------------------------------------------------------------------- the quotes vs. the papers

@@ -125,3 +125,19 @@ def test_analyze_study_errors(tmp_path):
         report.analyze_study("x", {"A": {"200MF": _records(3)}}, "edfs", str(tmp_path / "k"))
     with pytest.raises(ValueError, match="lack 'hparams'"):
         report.analyze_study("x", {"A": {"200MF": _records(3)}}, "hparams", str(tmp_path / "h"))
+
+
+def test_analyze_study_draws_error_vs_resolution_for_a_population_that_samples_it(tmp_path):
+    """Figure 14 (middle): models with a resolution each get the error vs resolution plot, the others do not."""
+    fixed = _records(12, 0, only_d=True)
+    varying = _records(12, 0, seed=2, only_d=True)
+    rng = np.random.default_rng(3)
+    for rec in varying:
+        r = int(rng.choice([160, 192, 224, 256, 288, 320]))
+        rec["hparams"] = {"resolution": r}
+        rec["error"] += abs(r - 224) / 16  # best at 224, as the paper finds
+    paths = report.analyze_study("fig 14", {"RegNetX": {"400MF": fixed}, "RegNetX varying r": {"400MF": varying}},
+                                 "edf", str(tmp_path), **FAST)
+    assert set(paths) == {"edf_400MF", "resolution_RegNetX_varying_r_400MF", "report"}
+    _check_png(paths["resolution_RegNetX_varying_r_400MF"])
+    assert "src='resolution_RegNetX_varying_r_400MF.png'" in open(paths["report"], encoding="utf-8").read()

@@ -41,6 +41,8 @@ def define_flags():
     flags.DEFINE_boolean("list_studies", False, "List the studies: figure, populations, the compute they need.")
     flags.DEFINE_list("populations", None, "With --study: only these populations (labels or their file names, e.g. "
                       "regnetx_g_1), e.g. to spread a study's populations over machines.")
+    flags.DEFINE_list("regimes", None, "With --study: only these flop regimes (or, for a fixed-model population, "
+                      "these models), e.g. 400MF.")
 
 
 def run_study(name, out, shard, overrides):
@@ -49,7 +51,7 @@ def run_study(name, out, shard, overrides):
 
     study = studies.get_study(name)
     todo = studies.plans(study, FLAGS.samples, FLAGS.seed, FLAGS.resolution, FLAGS.recipe, overrides,
-                         populations=FLAGS.populations)
+                         populations=FLAGS.populations, regimes=FLAGS.regimes)
     for _, plan in todo:
         sweep.model_recipe(plan, 0)  # a bad recipe or override fails here, before any training
     print(studies.describe(study))
@@ -75,6 +77,9 @@ def main(argv):
                          "--list_studies)")
     if FLAGS.space and FLAGS.study:
         raise ValueError("give --space or --study, not both: a study names its own spaces")
+    if (FLAGS.populations or FLAGS.regimes) and not FLAGS.study:
+        raise ValueError("--populations and --regimes choose among a study's sweeps: give --study too (one population "
+                         "of a space: --space with --regime)")
     logging.set_verbosity(logging.WARNING)
     shard = sweep.parse_shard(FLAGS.shard)
     overrides = shortcut_overrides(FLAGS.data, FLAGS.data_dir) + FLAGS.set

@@ -11,7 +11,8 @@ statistics) and ``widths.png`` (per-block width profiles of the best models with
 `analyze_study` reports a study of several populations, each swept in several flop regimes: one EDF plot per regime
 with every population (``edf_<regime>.png``), and by kind the parameter trends over the regimes of Fig. 11
 (``trends_<population>.png``) or error vs learning rate and weight decay of Figs. 21-22
-(``hparams_<population>_<regime>.png``), with a summary table and the bootstrap ranges in ``report.html``.
+(``hparams_<population>_<regime>.png``), error vs resolution for a population that samples it
+(``resolution_<population>_<regime>.png``), with a summary table and the bootstrap ranges in ``report.html``.
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def analyze_study(title, populations, kind, out_dir, top=10, seed=0, **bootstrap
     ``populations``: ordered {population label: {regime label: sweep records}} (`sweep.load_records` of each sweep).
     ``kind``: "edf" (one EDF plot per regime, every population side by side: ``edf_<regime>.png``), "trends" (those,
     plus `plots.plot_trends` per population: ``trends_<population>.png``) or "hparams" (those, plus
-    `plots.plot_hparams` per population and regime: ``hparams_<population>_<regime>.png``). The page has a table of
+    `plots.plot_hparams` per population and regime: ``hparams_<population>_<regime>.png``). A population whose models
+    each have their own resolution (``record["hparams"]["resolution"]``, Figure 14) also gets error vs resolution
+    with the bootstrap (``resolution_<population>_<regime>.png``). The page has a table of
     models, min and mean error per population and regime (empty ones as "no records yet"), the plots, the bootstrap
     ranges drawn and the ``top`` best models of each population. ValueError when there are no records at all.
     ``seed`` and ``bootstrap_kw`` (frac, repeats, alpha) go to the bootstrap.
@@ -139,6 +142,12 @@ def analyze_study(title, populations, kind, out_dir, top=10, seed=0, **bootstrap
             paths[name] = drawn.path
             band_rows += [(p, g, param, *_fmt_band(lo, best, hi))
                           for param, rows in drawn.bands.items() for g, lo, best, hi in rows]
+        for g, rs in by_regime.items():  # Figure 14 (middle): a resolution per model -> error vs resolution
+            if len(rs) >= 2 and all("resolution" in (r.get("hparams") or {}) for r in rs):
+                name = f"resolution_{pslug[p]}_{gslug[g]}"
+                paths[name] = plots.plot_statistic([r["hparams"]["resolution"] for r in rs], [r["error"] for r in rs],
+                                                   os.path.join(out_dir, name + ".png"), "resolution", seed=seed,
+                                                   **bootstrap_kw)
         if kind == "hparams":
             for g, rs in by_regime.items():
                 if rs:

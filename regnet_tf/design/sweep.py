@@ -65,19 +65,56 @@ def make_plan(space, regime, samples: int, seed: int = 0, resolution: int = 224,
               overrides=(), hparams=None) -> dict:
     """The sweep: ``samples`` specs of ``space`` (a name or a space object) in the flop ``regime`` (`spaces.sample`,
     deterministic in ``seed``), with the recipe and overrides every model trains with. ``hparams``: one dict per
-    model ({"lr": ..., "wd": ...}, `regnet_tf.design.studies.sample_hparams`) that model trains with and records."""
-    specs = spaces.sample(space, samples, regime=regime, seed=seed, resolution=resolution)
+    model ({"lr": ..., "wd": ...}, `regnet_tf.design.studies.sample_hparams`) that model trains with and records;
+    a model with a "resolution" of its own is sampled in the regime at that resolution (and trains at it, see
+    `model_recipe`)."""
+    _check_hparams(hparams, samples)
+    own = [int(h.get("resolution", resolution)) for h in hparams] if hparams else [resolution] * samples
+    specs = [None] * samples
+    for r in sorted(set(own)):  # each resolution's models drawn from a stream of their own
+        at = [k for k, v in enumerate(own) if v == r]
+        drawn = spaces.sample(space, len(at), regime=regime, seed=seed if r == resolution else seed * 10007 + r,
+                              resolution=r)
+        for k, spec in zip(at, drawn):
+            specs[k] = spec
     plan = {"space": spaces.get_space(space).name, "regime": regime if isinstance(regime, str) else list(regime),
             "samples": samples, "seed": seed, "resolution": resolution, "recipe": recipe,
             "overrides": list(overrides), "specs": [spec_to_dict(s) for s in specs]}
     if hparams is not None:
-        if len(hparams) != samples:
-            raise ValueError(f"hparams needs one dict per model: {len(hparams)} for {samples} models")
         plan["hparams"] = [dict(h) for h in hparams]
     return plan
 
 
+def model_plan(model: str, samples: int, recipe: str = "", overrides=(), hparams=None) -> dict:
+    """A sweep of one registered ``model`` trained ``samples`` times, each with its own ``hparams`` (Figure 22:
+    lr and wd per run), at the model's resolution; ``space`` is the model's name and there is no regime."""
+    from regnet_tf.zoo import default_resolution, get_spec
+
+    _check_hparams(hparams, samples)
+    plan = {"space": model, "model": model, "regime": None, "samples": samples, "seed": 0,
+            "resolution": default_resolution(model), "recipe": recipe, "overrides": list(overrides),
+            "specs": [spec_to_dict(get_spec(model))] * samples}
+    if hparams is not None:
+        plan["hparams"] = [dict(h) for h in hparams]
+    return plan
+
+
+def _check_hparams(hparams, samples):
+    if hparams is not None and len(hparams) != samples:
+        raise ValueError(f"hparams needs one dict per model: {len(hparams)} for {samples} models")
+    unknown = sorted({k for h in hparams or () for k in h} - set(HPARAM_KEYS) - {"resolution"})
+    if unknown:
+        raise ValueError(f"unknown sampled hyper-parameter {unknown[0]!r}; valid: {', '.join(HPARAM_KEYS)}, "
+                         "resolution")
+
+
 HPARAM_KEYS = {"lr": "schedule.base_lr", "wd": "optimizer.weight_decay"}  # a sampled value -> the recipe key
+
+
+def model_resolution(plan: dict, index: int) -> int:
+    """The resolution model ``index``'s flops are counted at: its own sampled one, or the plan's."""
+    sampled = plan["hparams"][index] if plan.get("hparams") else {}
+    return int(sampled.get("resolution", plan["resolution"]))
 
 
 def _read_json(path):
@@ -137,8 +174,15 @@ def model_recipe(plan: dict, index: int):
     raw["model"] = {**{k: v for k, v in (raw.get("model") or {}).items() if k not in ("name", "kind", "spec")},
                     "kind": spec.pop("kind"), "spec": spec}
     sampled = plan["hparams"][index] if plan.get("hparams") else {}
-    per_model = [f"{HPARAM_KEYS[k]}={v}" for k, v in sampled.items()]
+    per_model = [f"{HPARAM_KEYS[k]}={v}" for k, v in sampled.items() if k in HPARAM_KEYS]
     raw = recipe_lib.apply_overrides(raw, list(plan["overrides"]) + per_model)
+    if "resolution" in sampled:  # trains and evaluates at its resolution, relative to the sweep's (trials: smaller)
+        data = raw.setdefault("data", {})
+        base = recipe_lib.from_dict(raw, name="base").data.image_size
+        scale = model_resolution(plan, index) / plan["resolution"]
+        data["image_size"] = max(8, round(base * scale))
+        if data.get("eval_short_side"):
+            data["eval_short_side"] = max(data["image_size"], round(data["eval_short_side"] * scale))
     return recipe_lib.from_dict(raw, name=f"{plan['space']}_{index:06d}")
 
 
@@ -155,7 +199,8 @@ def train_one(out: str, plan: dict, index: int, log=print) -> dict:
     trainer = Trainer(recipe, os.path.join(out, RUNS, f"{index:06d}"), log=log)
     metrics = trainer.train(export=False)
     record = {"index": index, "space": plan["space"], "spec": plan["specs"][index],
-              "complexity": complexity(spec, plan["resolution"]), "top1": metrics["top1"], "top5": metrics["top5"],
+              "complexity": complexity(spec, model_resolution(plan, index)), "top1": metrics["top1"],
+              "top5": metrics["top5"],
               "error": 100.0 - metrics["top1"], "top5_error": 100.0 - metrics["top5"],
               "examples": metrics["examples"], "epochs": trainer.total_steps / trainer.steps_per_epoch,
               "steps": trainer.total_steps, "seconds": round(time.time() - start, 1), "host": socket.gethostname()}
@@ -172,8 +217,8 @@ def run_sweep(out: str, plan: dict, shard=(0, 1), log=print):
 
     plan = open_sweep(out, plan)
     todo = pending(out, plan, shard)
-    log(f"sweep {out}: {plan['space']} {plan['regime']}, {len(plan['specs'])} models; shard {shard[0]}/{shard[1]}: "
-        f"{len(todo)} to train")
+    what = f"{plan['space']} {plan['regime']}" if plan.get("regime") else f"{plan['space']} (a fixed model)"
+    log(f"sweep {out}: {what}, {len(plan['specs'])} models; shard {shard[0]}/{shard[1]}: {len(todo)} to train")
     bar = keras.utils.Progbar(len(todo), unit_name="model")
     for index in todo:
         r = train_one(out, plan, index, log=lambda message: None)
