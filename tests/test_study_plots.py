@@ -1,6 +1,7 @@
 """The paper's population analysis plots: parameter trends over flop regimes (Fig. 11), error vs lr / wd (Figs.
 21-22) and the study report (`report.analyze_study`), on seeded synthetic sweep records."""
 
+import json
 import os
 
 import numpy as np
@@ -141,3 +142,27 @@ def test_analyze_study_draws_error_vs_resolution_for_a_population_that_samples_i
     assert set(paths) == {"edf_400MF", "resolution_RegNetX_varying_r_400MF", "report"}
     _check_png(paths["resolution_RegNetX_varying_r_400MF"])
     assert "src='resolution_RegNetX_varying_r_400MF.png'" in open(paths["report"], encoding="utf-8").read()
+
+
+def test_sweep_report_of_a_fixed_model_sweep(tmp_path):
+    """launch/analyze_sweep.py on one sweep of Figure 22's kind (one EfficientNet, lr and wd per run): error vs lr
+    and wd, no block-width plot (an EfficientNet has no AnyNet widths)."""
+    from regnet_tf.design import sweep
+    from regnet_tf.zoo import get_spec
+
+    spec = sweep.spec_to_dict(get_spec("efficientnet_b0"))
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(8):
+        lr, wd = float(10 ** rng.uniform(-1.7, 0.3)), float(10 ** rng.uniform(-6, -4))
+        records.append({"index": i, "space": "efficientnet_b0", "spec": spec, "epochs": 25.0, "hparams": {"lr": lr,
+                        "wd": wd}, "error": 30 + 5 * (np.log10(lr) + 0.7) ** 2,
+                        "complexity": {"flops": 3.86e8, "params": 5.29e6, "acts": 6.75e6}})
+    out = tmp_path / "efficientnet_b0"
+    os.makedirs(out / "records")
+    for r in records:
+        with open(out / "records" / f"{r['index']:06d}.json", "w", encoding="utf-8") as f:
+            json.dump(r, f)
+    paths = report.analyze([str(out)], str(tmp_path / "report"))
+    assert set(paths) == {"edf", "lr", "wd", "report"}
+    _check_png(paths["lr"])

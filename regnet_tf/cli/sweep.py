@@ -23,7 +23,8 @@ def define_population_flags(space_default, samples_default=32):
                          "regime, replacing the study's count, e.g. for a trial).")
     flags.DEFINE_integer("seed", 0, "The sample list is a deterministic function of the seed.")
     flags.DEFINE_integer("resolution", 224, "Resolution of the flop regime (the paper's: 224).")
-    flags.DEFINE_string("recipe", "regnet_design_space", "Recipe every model trains with.")
+    flags.DEFINE_string("recipe", "regnet_design_space", "Recipe every model trains with (with --study: except a "
+                        "population with a recipe of its own, Figure 22's EfficientNets).")
     flags.DEFINE_multi_string("set", [], "Recipe overrides, as in launch/train.py (--set train.steps=5).")
     flags.DEFINE_enum("data", None, DATA_SOURCES, "Data source (default: the recipe's).")
     flags.DEFINE_string("data_dir", None, "Data directory.")

@@ -37,7 +37,16 @@ def _statistics(records):
         resolved = [sweep.spec_from_dict(s).resolved() for s in specs]
         out.update({"depth": [sum(s.ds) for s in resolved], "last_width": [s.ws[-1] for s in resolved],
                     "first_width": [s.ws[0] for s in resolved]})
+    for k in ("lr", "wd", "resolution"):  # sampled per model (the studies of Figures 14, 21 and 22)
+        if records and all(k in (r.get("hparams") or {}) for r in records):
+            out[k] = [r["hparams"][k] for r in records]
     return {k: v for k, v in out.items() if len(set(v)) > 1}
+
+
+def _anynet_like(records) -> bool:
+    """Whether every record's spec is an AnyNet / RegNet (their block widths can be drawn), not a fixed EfficientNet
+    or ResNet of a Figure 22-like sweep."""
+    return all(r["spec"]["kind"] in ("anynet", "regnet") for r in records)
 
 
 def _table(records, top=10):
@@ -72,9 +81,10 @@ def analyze(sweep_dirs, out_dir, top=10) -> dict:
     if len(first) >= 2:
         for name, values in _statistics(first).items():
             paths[name] = plots.plot_statistic(values, errors, os.path.join(out_dir, f"{name}.png"), name,
-                                               log=name in ("flops", "params", "acts", "w0", "wa"))
-    widths = [(plots.block_widths(sweep.spec_from_dict(r["spec"])), r["error"]) for r in first]
-    paths["widths"] = plots.plot_widths(widths, os.path.join(out_dir, "widths.png"))
+                                               log=name in ("flops", "params", "acts", "w0", "wa", "lr", "wd"))
+    if _anynet_like(first):
+        widths = [(plots.block_widths(sweep.spec_from_dict(r["spec"])), r["error"]) for r in first]
+        paths["widths"] = plots.plot_widths(widths, os.path.join(out_dir, "widths.png"))
     summary = "".join(f"<li>{html.escape(n)}: {len(rs)} models, error min {min(r['error'] for r in rs):.2f}%, "
                       f"mean {np.mean([r['error'] for r in rs]):.2f}%</li>" for n, rs in populations.items())
     body = (f"<ul>{summary}</ul><h2>best models of {html.escape(first_name)}</h2>{_table(first, top)}"
