@@ -14,7 +14,7 @@ from regnet_tf.design import spaces, studies, sweep
 import conftest
 from conftest import run_command
 
-SAMPLES = 3
+SAMPLES = 2
 
 
 def _specs(plan):
@@ -112,8 +112,8 @@ def test_paper_counts_names_and_listing():
 def test_a_study_runs_end_to_end_and_is_analyzed(tmp_path, demo_cache, monkeypatch):
     """figure_21 (lr and wd sampled per model), its 400MF population: one model, 1 step on the demo data;
     the records carry their lr and wd; analyze_sweep --study draws the figure's plots, the other populations listed
-    as not started. Then one model each of the two other kinds of population: Figure 14's resolution per model and
-    Figure 22's fixed model."""
+    as not started. Then one model of the two other kinds of population at once: Figure 22's fixed model and
+    Figure 14's resolution per model."""
     from regnet_tf.cli import analyze_sweep
     from regnet_tf.cli import sweep as sweep_cli
 
@@ -145,27 +145,21 @@ def test_a_study_runs_end_to_end_and_is_analyzed(tmp_path, demo_cache, monkeypat
     with pytest.raises(ValueError, match="--populations and --regimes choose among a study's sweeps: give --study"):
         run_command(sweep_cli, "--space", "regnetx", "--regimes", "400MF", "--out", str(out))
 
-    # Figure 14's varying resolution: the model trains at its own resolution (scaled to the trial's 32 px), its record
+    # The two other kinds of population in one trained model (each model costs ~5-10 s): Figure 22's fixed model with
+    # its own lr and wd (here RegNetX-200MF with the design-space recipe: EfficientNet-B0 costs twice as much) and
+    # Figure 14's resolution per model: it trains at its resolution (scaled to the trial's 32 px) and its record
     # counts its complexity there
-    args = ["--study", "figure_14", "--populations", "regnetx_varying_r", "--regimes", "400MF", "--samples", "1",
-            "--data", "demo", "--out", str(out / "fig14"), *tiny]
-    run_command(sweep_cli, *args)
-    (record,) = sweep.load_records(str(out / "fig14" / "regnetx_varying_r_400MF"))
-    r = record["hparams"]["resolution"]
-    assert record["complexity"] == regnet_tf.complexity(sweep.spec_from_dict(record["spec"]), r)
-    run_yaml = open(out / "fig14" / "regnetx_varying_r_400MF" / "runs" / "000000" / "recipe.yaml", encoding="utf-8")
-    assert f"image_size: {round(32 * r / 224)}" in run_yaml.read()
-
-    # Figure 22's kind: a fixed registered model trained with its own lr and wd per run (here RegNetX-200MF with the
-    # design-space recipe, for time: EfficientNet-B0 costs twice as much), analyzed as the figure is
     fig22 = studies.get_study("figure_22")
-    small = dataclasses.replace(fig22, populations=(dataclasses.replace(
-        fig22.populations[0], models=("regnetx_002",), recipe="regnet_design_space"),))
-    (name, plan), = studies.plans(small, samples=1, overrides=["data.source=demo", *tiny[1::2]])
+    both = dataclasses.replace(fig22, populations=(dataclasses.replace(
+        fig22.populations[0], models=("regnetx_002",), recipe="regnet_design_space", resolutions=(288,)),))
+    (name, plan), = studies.plans(both, samples=1, overrides=["data.source=demo", *tiny[1::2]])
     assert name == "efficientnet_lr_wd_regnetx_002"
     (record,) = sweep.run_sweep(str(out / "fig22" / name), plan, log=lambda *_: None)
     assert record["spec"] == sweep.spec_to_dict(regnet_tf.zoo.get_spec("regnetx_002"))
-    assert record["hparams"] == plan["hparams"][0] and record["complexity"] == regnet_tf.complexity("regnetx_002")
+    assert record["hparams"] == plan["hparams"][0] and set(record["hparams"]) == {"lr", "wd", "resolution"}
+    assert record["complexity"] == regnet_tf.complexity("regnetx_002", 288) != regnet_tf.complexity("regnetx_002")
+    run_yaml = open(out / "fig22" / name / "runs" / "000000" / "recipe.yaml", encoding="utf-8").read()
+    assert f"image_size: {round(32 * 288 / 224)}" in run_yaml and f"base_lr: {record['hparams']['lr']}" in run_yaml
     from regnet_tf.design.report import analyze_study
 
     paths = analyze_study("Figure 22", {"EfficientNet lr wd": {"regnetx_002": [record]}}, "hparams",
