@@ -175,8 +175,8 @@ _STUDIES = (
                 epochs=100)),
           "appendix B: \"we compare using fixed depth (d = 20) across flop regimes ... trained each model for 100 "
           "epochs\"; \"we tested 3 stage networks at 6.4GF, trained for 100 epochs each\"; \"[for b < 1] we re-test "
-          "at 6.4GF and 100 epochs\"", "100 models per population; the fixed-depth regimes 400MF, 1.6GF and 6.4GF; b < 1 as b in "
-          "{1/2, 1/4, 1/8}"),
+          "at 6.4GF and 100 epochs\"",
+          "100 models per population; the fixed-depth regimes 400MF, 1.6GF and 6.4GF; b < 1 as b in {1/2, 1/4, 1/8}"),
     Study("figure_20", "Figure 20", "Swish vs ReLU in RegNetY, and with depthwise convolutions (g = 1)", "edf",
           (_pop("RegNetY ReLU", "regnety", regimes=("400MF", "6.4GF"), **S4),
            _pop("RegNetY Swish", "regnety", {"activation": "silu"}, regimes=("400MF", "6.4GF"), **S4),
