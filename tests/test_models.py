@@ -63,10 +63,37 @@ def images(n=2, size=64, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype("float32")
 
 
-@pytest.mark.parametrize("name", list_models())
+def _by_architecture():
+    """{first registered name: [names]}: the zoo grouped by spec with the stage depths left out (ResNet-RS 50-152, 200
+    and 270, 350 and 420; EfficientNet-B and -RS of one width; ...). A model whose spec differs from another's only in
+    its depths builds the same blocks from the same code, one more or fewer per stage."""
+    import dataclasses
+
+    from regnet_tf.zoo import get_spec
+
+    groups = {}
+    for name in list_models():
+        spec = get_spec(name)
+        depths = {"ds": tuple(1 for _ in spec.ds)} if hasattr(spec, "ds") else {}  # a RegNet's d is its own
+        key = repr(dataclasses.replace(spec, **depths))
+        groups.setdefault(key, []).append(name)
+    return {names[0]: names for names in groups.values()}
+
+
+ARCHITECTURES = _by_architecture()
+
+
+def test_every_zoo_model_has_an_architecture_that_is_built_and_counted():
+    assert sorted(n for names in ARCHITECTURES.values() for n in names) == sorted(list_models())
+    assert {"resnet_rs_50", "resnet_rs_350", "efficientnet_b7", "regnety_320"} <= set(ARCHITECTURES)
+    assert "resnet_rs_420" in ARCHITECTURES["resnet_rs_350"] and len(ARCHITECTURES) < len(list_models())
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_built_model_equals_counter_for_every_zoo_model(name):
-    # flops, params and acts of the Keras layers = the analytic count; at 65 px (odd sizes check the strides'
-    # (h - 1) // s + 1 and the ResNet-D average pool's "same" padding). Built in a StatelessScope that leaves the
+    # flops, params and acts of the Keras layers = the analytic count, for one model of each architecture
+    # (ARCHITECTURES); at 65 px (odd sizes check the strides' (h - 1) // s + 1 and the ResNet-D average pool's "same"
+    # padding). Built in a StatelessScope that leaves the
     # variables uninitialized (no initial values drawn): the count reads shapes only, and builds ~5x faster.
     with keras.StatelessScope(initialize_variables=False):
         model = build_model(name, input_shape=(65, 65, 3))
