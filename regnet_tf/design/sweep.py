@@ -178,7 +178,7 @@ def model_recipe(plan: dict, index: int):
     raw = recipe_lib.apply_overrides(raw, list(plan["overrides"]) + per_model)
     if "resolution" in sampled:  # trains and evaluates at its resolution, relative to the sweep's (trials: smaller)
         data = raw.setdefault("data", {})
-        base = recipe_lib.from_dict(raw, name="base").data.image_size
+        base = data.get("image_size", recipe_lib.DataConfig.image_size)  # raw is merged: unset means the default
         scale = model_resolution(plan, index) / plan["resolution"]
         data["image_size"] = max(8, round(base * scale))
         if data.get("eval_short_side"):
