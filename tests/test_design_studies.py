@@ -109,21 +109,22 @@ def test_paper_counts_names_and_listing():
     assert studies.sample_hparams(studies.LR_WD, 3, 7) != studies.sample_hparams(studies.LR_WD, 3, 8)
 
 
+TINY = ["--set", "train.steps=1", "--set", "data.image_size=32", "--set", "train.global_batch_size=8",
+        "--set", "train.eval_steps=1", "--set", "train.eval_every_epochs=0"]
+
+
 def test_a_study_runs_end_to_end_and_is_analyzed(tmp_path, demo_cache, monkeypatch):
-    """figure_21 (lr and wd sampled per model), its 400MF population: one model, 1 step on the demo data;
-    the records carry their lr and wd; analyze_sweep --study draws the figure's plots, the other populations listed
-    as not started. Then one model of the two other kinds of population at once: Figure 22's fixed model and
-    Figure 14's resolution per model."""
+    """figure_21 (lr and wd sampled per model), its 400MF population through the commands: one model, 1 step on the
+    demo data; the records carry their lr and wd; it resumes; analyze_sweep --study draws the figure's plots, the
+    other populations listed as not started; the commands' errors."""
     from regnet_tf.cli import analyze_sweep
     from regnet_tf.cli import sweep as sweep_cli
 
     monkeypatch.setenv("REGNET_TF_DATA", demo_cache)
     out = tmp_path / "fig21"
-    tiny = ["--set", "train.steps=1", "--set", "data.image_size=32", "--set", "train.global_batch_size=8",
-            "--set", "train.eval_steps=1", "--set", "train.eval_every_epochs=0"]
-    # seed 1 samples a 9-block model (seed 0: 38 blocks, ~3x the time); Figure 14's seed 0 below: 7 blocks
+    # seed 1 samples a 9-block model (seed 0: 38 blocks, ~3x the time)
     args = ["--study", "figure_21", "--populations", "regnetx_lr_wd", "--samples", "1", "--seed", "1", "--data", "demo",
-            "--out", str(out), *tiny]
+            "--out", str(out), *TINY]
     text = run_command(sweep_cli, *args)
     assert "analyze: python launch/analyze_sweep.py" in text
     records = sweep.load_records(str(out / "regnetx_lr_wd_400MF"))
@@ -145,26 +146,61 @@ def test_a_study_runs_end_to_end_and_is_analyzed(tmp_path, demo_cache, monkeypat
     with pytest.raises(ValueError, match="--populations and --regimes choose among a study's sweeps: give --study"):
         run_command(sweep_cli, "--space", "regnetx", "--regimes", "400MF", "--out", str(out))
 
-    # The two other kinds of population in one trained model (each model costs ~5-10 s): Figure 22's fixed model with
-    # its own lr and wd (here RegNetX-200MF with the design-space recipe: EfficientNet-B0 costs twice as much) and
-    # Figure 14's resolution per model: it trains at its resolution (scaled to the trial's 32 px) and its record
-    # counts its complexity there
-    fig22 = studies.get_study("figure_22")
-    both = dataclasses.replace(fig22, populations=(dataclasses.replace(
-        fig22.populations[0], models=("regnetx_002",), recipe="regnet_design_space", resolutions=(288,)),))
-    (name, plan), = studies.plans(both, samples=1, overrides=["data.source=demo", *tiny[1::2]])
-    assert name == "efficientnet_lr_wd_regnetx_002"
-    (record,) = sweep.run_sweep(str(out / "fig22" / name), plan, log=lambda *_: None)
-    assert record["spec"] == sweep.spec_to_dict(regnet_tf.zoo.get_spec("regnetx_002"))
-    assert record["hparams"] == plan["hparams"][0] and set(record["hparams"]) == {"lr", "wd", "resolution"}
-    assert record["complexity"] == regnet_tf.complexity("regnetx_002", 288) != regnet_tf.complexity("regnetx_002")
-    run_yaml = open(out / "fig22" / name / "runs" / "000000" / "recipe.yaml", encoding="utf-8").read()
-    assert f"image_size: {round(32 * 288 / 224)}" in run_yaml and f"base_lr: {record['hparams']['lr']}" in run_yaml
-    from regnet_tf.design.report import analyze_study
 
-    paths = analyze_study("Figure 22", {"EfficientNet lr wd": {"regnetx_002": [record]}}, "hparams",
-                          str(out / "fig22" / "analysis"))
-    assert "hparams_EfficientNet_lr_wd_regnetx_002" in paths
+# Every other study, one trained model each through the commands: a population that shows what the study changes, at
+# its lowest regime (Figure 22: its smallest model), with a seed that samples a shallow model (blocks in the comment)
+STUDY_RUNS = [
+    ("figure_5", "AnyNetXA", "400MF", 10),  # 4 blocks
+    ("figure_7", "AnyNetXE", "400MF", 10),  # 6
+    ("figure_9", "RegNetX w0=wa", "400MF", 0),  # 5
+    ("figure_10", "RegNetVR", "400MF", 2),  # 7
+    ("figure_11", "RegNetX", "200MF", 6),  # 8
+    ("figure_13", "RegNetX C", "400MF", 0),  # 9
+    ("figure_14", "RegNetX varying r", "400MF", 0),  # 7, at 256 px (the sweep's 224 px is 32 px here: 37 px)
+    ("figure_19", "RegNetX d=20", "400MF", 10),  # 20: its depth is the point
+    ("figure_20", "RegNetY Swish", "400MF", 5),  # 5
+    ("figure_22", "EfficientNet lr wd", "efficientnet_b0", 0),
+]
+
+
+def test_study_runs_cover_every_study():
+    assert sorted({run[0] for run in STUDY_RUNS} | {"figure_21"}) == sorted(studies.STUDIES)
+
+
+@pytest.mark.parametrize("name,label,regime,seed", STUDY_RUNS, ids=[run[0] for run in STUDY_RUNS])
+def test_every_study_trains_and_is_analyzed(name, label, regime, seed, tmp_path, demo_cache, monkeypatch):
+    """launch/sweep.py --study trains the population's model (1 step at 32 px on the demo data): its record has the
+    plan's spec, its sampled lr / wd / resolution, its complexity at its own resolution; then analyze_sweep --study
+    draws the figure's kind of plot from it."""
+    from regnet_tf.cli import analyze_sweep
+    from regnet_tf.cli import sweep as sweep_cli
+
+    monkeypatch.setenv("REGNET_TF_DATA", demo_cache)
+    study, out = studies.get_study(name), tmp_path / name
+    p = next(p for p in study.populations if p.label == label)
+    run_command(sweep_cli, "--study", name, "--populations", label, "--regimes", regime, "--samples", "1", "--seed",
+                str(seed), "--data", "demo", "--out", str(out), *TINY)
+    (sweep_name,) = os.listdir(out)
+    plan = json.load(open(out / sweep_name / "plan.json", encoding="utf-8"))
+    (record,) = sweep.load_records(str(out / sweep_name))
+    assert 0 <= record["error"] <= 100 and record["spec"] == plan["specs"][0]
+    spec, r = sweep.spec_from_dict(record["spec"]), sweep.model_resolution(plan, 0)
+    assert record["complexity"] == regnet_tf.complexity(spec, r)
+    assert (r != plan["resolution"]) == bool(p.resolutions)  # Figure 14's model has its own (seeded: 256 px)
+    _population_checks(p, regime, plan)  # a fixed model: the registered one, with its recipe
+    run_yaml = open(out / sweep_name / "runs" / "000000" / "recipe.yaml", encoding="utf-8").read()
+    assert f"image_size: {round(32 * r / plan['resolution'])}" in run_yaml  # at its own resolution, scaled to 32 px
+    sampled = {h[0] for h in p.hparams} | ({"resolution"} if p.resolutions else set())
+    assert set(record.get("hparams") or ()) == sampled  # recorded, and the run trained with them
+    if sampled:
+        assert record["hparams"] == plan["hparams"][0]
+    if "lr" in sampled:
+        assert f"base_lr: {record['hparams']['lr']}" in run_yaml
+    report = run_command(analyze_sweep, "--study", name, positional=[str(out)])
+    drawn = dict(line.split(": ", 1) for line in report.splitlines())
+    kinds = {"edf": ("edf_",), "trends": ("edf_", "trends_"), "hparams": ("edf_", "hparams_")}[study.plot]
+    assert all(any(n.startswith(k) for n in drawn) for k in kinds), report
+    assert all(os.path.getsize(path) > 0 for path in drawn.values())
 
 
 def test_varying_resolution_and_fixed_model_plans(tmp_path):
