@@ -1,8 +1,7 @@
 """The RegNet paper's studies (regnet_tf.design.studies, launch/sweep.py --study, launch/analyze_sweep.py --study):
-each population's seeded samples hold the paper's constraints, the plans carry epochs and sampled lr / wd, and one
-study runs end to end at tiny scale on the demo data."""
+each population's seeded samples hold the paper's constraints, the plans carry epochs and sampled lr / wd, and every
+study runs end to end at tiny scale on the demo data (one model each)."""
 
-import dataclasses
 import json
 import os
 
