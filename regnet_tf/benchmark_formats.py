@@ -11,7 +11,8 @@ table and its ratios), as docs/SPEED.md reads it.
 `export_model` builds the model (random init, float32, 1000 classes, logits) and writes each format (`FORMATS`:
 the `regnet_tf.deploy` formats, "saved_model_unfolded" = the SavedModel export with fold=False, "openvino_bf16" =
 the OpenVINO file at bf16 precision, and the Keras model in a tf.function: "keras", "keras_folded" (BatchNormalization
-folded by `regnet_tf.inference.fold_batch_norm`), "keras_xla" (that with jit_compile=True)); `time_exports` loads
+folded by `regnet_tf.inference.fold_batch_norm`), "keras_frozen" (that with its weights as graph constants,
+`regnet_tf.inference.freeze`), "keras_xla" (keras_folded with jit_compile=True)); `time_exports` loads
 them with `regnet_tf.runtimes.load` (XNNPACK, ORT_ENABLE_ALL, OpenVINO's CPU plugin) at a thread count and times
 them in alternating rounds: per round and format `latency_steps` batch-1 calls, each timed (median and 90th
 percentile over all rounds), and `steps` batch-B calls (images/s from the median round); warm-up calls are not
@@ -35,7 +36,7 @@ import numpy as np
 from regnet_tf import deploy  # numpy only at import: its FORMATS are flag choices
 from regnet_tf.benchmark import default_resolution, time_steps
 
-KERAS_FORMATS = ("keras", "keras_folded", "keras_xla")
+KERAS_FORMATS = ("keras", "keras_folded", "keras_frozen", "keras_xla")
 SAVED_MODELS = ("saved_model", "saved_model_unfolded")
 OPENVINO_BF16 = "openvino_bf16"
 FORMATS = KERAS_FORMATS + deploy.FORMATS + ("saved_model_unfolded", OPENVINO_BF16)
@@ -50,6 +51,7 @@ KERAS_FILE = "model.keras"
 FORMAT_NOTES = {
     "keras": "the Keras model (pixels -> normalization -> model) in a tf.function",
     "keras_folded": "the same, BatchNormalization folded (regnet_tf.inference.fold_batch_norm)",
+    "keras_frozen": "keras_folded with its weights as graph constants (regnet_tf.inference.freeze)",
     "keras_xla": "keras_folded in a tf.function(jit_compile=True) (XLA)",
     "saved_model": "serving_image_tensor signature (uint8 pixels; in-graph center crop + resize, softmax, top-5), "
                    "BatchNormalization folded",
@@ -149,7 +151,8 @@ def export_model(name, formats, out_dir, resolution=None, grouped_conv="native",
         calibration = demo_calibration(res, calibration_images)
     for fmt in formats:
         if fmt in KERAS_FORMATS:
-            entries[fmt] = {"kind": "keras", "fold": fmt != "keras", "jit": fmt == "keras_xla"}
+            entries[fmt] = {"kind": "keras", "fold": fmt != "keras", "jit": fmt == "keras_xla",
+                            "frozen": fmt == "keras_frozen"}
         elif fmt in SAVED_MODELS:
             entries.update(_export_saved_model(model, fmt, out_dir, res, log))
         else:
@@ -226,7 +229,7 @@ def load_runners(out_dir, manifest, threads=None, compare=(), log=print) -> dict
         if entry["kind"] == "keras":
             if entry["fold"] and folded is None:
                 folded = fold_batch_norm(net)
-            runners[label] = _keras_runner(folded if entry["fold"] else net, res, entry["jit"])
+            runners[label] = _keras_runner(folded if entry["fold"] else net, res, entry["jit"], entry.get("frozen"))
         elif entry.get("precision") == "bf16" and not _openvino_has_bf16():
             log(f"note: this CPU has no bfloat16 units (OpenVINO's OPTIMIZATION_CAPABILITIES): skipping {label}")
         else:
@@ -237,10 +240,15 @@ def load_runners(out_dir, manifest, threads=None, compare=(), log=print) -> dict
     return runners
 
 
-def _keras_runner(net, res, jit):
+def _keras_runner(net, res, jit, frozen=False):
     import tensorflow as tf
 
+    from regnet_tf.inference import freeze
+
     model = deploy.with_normalization(net, res)
+    if frozen:
+        fn = freeze(model)
+        return (lambda pixels: fn(pixels).numpy()), np.float32
     fn = tf.function(lambda x: model(x, training=False), jit_compile=jit,
                      input_signature=[tf.TensorSpec([None, res, res, 3], tf.float32)])
     return (lambda pixels: fn(pixels).numpy()), np.float32

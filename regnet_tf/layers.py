@@ -214,6 +214,10 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
         self.pads = tuple((k - 1) // 2 * d for k, d in zip(self.kernel_size, self.dilation_rate))
         if self.pad_mode == "tf_same":
             self.pads = (0, 0)
+        elif self.strides == (1, 1) and all(k % 2 for k in self.kernel_size):
+            # TF's "SAME" pads odd kernels at stride 1 symmetrically: the same output without a Pad op (and its copy
+            # of the input) before each stride-1 depthwise conv (16 of EfficientNet-B0's)
+            self.padding, self.pads = "same", (0, 0)
 
     def call(self, inputs):
         ph, pw = self.pads

@@ -318,14 +318,14 @@ def test_run_formats_keras_rows(formats_bench):
     from regnet_tf import AnyNetSpec
 
     spec = AnyNetSpec(ds=(1, 1), ws=(8, 16), gs=(4, 4), block="Y", se_ratio=0.25, stem_w=8)  # grouped convs, SE
-    rows = formats_bench.run_formats([spec], ["keras", "keras_folded"], resolution=32, batch=2, rounds=1, steps=1,
-                             latency_steps=2, warmup=1, log=lambda note: None)
+    rows = formats_bench.run_formats([spec], ["keras", "keras_folded", "keras_frozen"], resolution=32, batch=2,
+                                     rounds=1, steps=1, latency_steps=2, warmup=1, log=lambda note: None)
     assert [(r["model"], r["format"], r["batch"], r["resolution"]) for r in rows] == [
-        ("anynet", "keras", 2, 32), ("anynet", "keras_folded", 2, 32)]
+        ("anynet", "keras", 2, 32), ("anynet", "keras_folded", 2, 32), ("anynet", "keras_frozen", 2, 32)]
     for r in rows:
         assert 0 < r["latency_ms"] <= r["latency_p90_ms"] and r["images_per_s"] > 0 and r["baseline"] == "keras"
     assert rows[0]["b1_vs"] == rows[0]["bn_vs"] == 1.0 and rows[0]["max_rel_diff"] == 0.0
-    assert rows[1]["max_rel_diff"] < 1e-4  # folding keeps the logits
+    assert rows[1]["max_rel_diff"] < 1e-4 and rows[2]["max_rel_diff"] < 1e-4  # folding and freezing keep the logits
 
 
 def test_format_options(formats_bench):

@@ -11,7 +11,7 @@ import tensorflow as tf
 import keras
 from regnet_tf import AnyNetSpec, EffNetSpec, ResNetSpec, layers
 from regnet_tf.applications import build_model
-from regnet_tf.inference import fold_batch_norm, split_grouped_convs
+from regnet_tf.inference import fold_batch_norm, freeze, split_grouped_convs
 
 SPECS = {
     "regnety": AnyNetSpec(ds=(1, 1), ws=(8, 16), gs=(4, 4), block="Y", se_ratio=0.25, stem_w=8),
@@ -115,6 +115,28 @@ def test_folded_and_split_models_round_trip_through_keras_files(tmp_path):
     split = split_grouped_convs(folded)
     np.testing.assert_array_equal(saved_and_loaded(split, tmp_path)(x), split(x))
     assert_close(split, model, x)
+
+
+@pytest.mark.parametrize("family", sorted(SPECS))
+def test_freeze_predicts_as_the_model_with_constant_weights(family):
+    """freeze: a function of the folded model, every weight a graph constant, any batch; a snapshot of the weights;
+    a wrong input size or an open one is one clear error."""
+    folded = fold_batch_norm(tiny(family))
+    predict = freeze(folded)
+    for n in (1, 3):
+        x = images(shape=(n, 32, 32, 3))
+        np.testing.assert_allclose(predict(x).numpy(), folded(x), rtol=1e-5, atol=1e-6)
+    before = predict(x).numpy()
+    folded.set_weights([np.zeros_like(w) for w in folded.get_weights()])  # (the folded copy: its own variables)
+    np.testing.assert_array_equal(predict(x).numpy(), before)  # a snapshot
+    ops = {op.type for op in predict.function.graph.get_operations()}  # no variable: nothing is read per call
+    assert "ReadVariableOp" not in ops and "VarHandleOp" not in ops and not predict.function.variables
+    with pytest.raises(ValueError, match=r"frozen for inputs of shape \(None, 32, 32, 3\); got \(1, 40, 40, 3\): resize"):
+        predict(images(shape=(1, 40, 40, 3)))
+    if family == "regnety":
+        open_size = build_model(SPECS[family], input_shape=(None, None, 3), weights=None)
+        with pytest.raises(ValueError, match=r"freeze needs the input size: .* build the model with input_shape"):
+            freeze(open_size)
 
 
 def test_split_grouped_convs():
