@@ -82,9 +82,9 @@ def freeze(model, batch=None):
     callable from a float32 batch of the model's input shape (any batch size, or ``batch``) to the output tensor
     (a list for several outputs). For predicting in Python on a CPU: TensorFlow's oneDNN kernels keep constant
     filters in their own layout between calls where variables are read and reordered per call (docs/SPEED.md:
-    ~10% at batch 1 for RegNetY-1.6GF). The function is a snapshot: later changes to `model`'s weights do not reach
-    it; ``predict.function`` is the frozen TensorFlow ConcreteFunction. ValueError for a model with several inputs or
-    an input size left open (build it with ``input_shape``)."""
+    6-12% at batch 1 for RegNetY-1.6GF and ResNet-RS-50). The function is a snapshot: later changes to `model`'s
+    weights do not reach it; ``predict.function`` is the frozen TensorFlow ConcreteFunction. ValueError for a model
+    with several inputs or an input size left open (build it with ``input_shape``)."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 

@@ -10,7 +10,7 @@ import keras
 from regnet_tf import AnyNetSpec, RegNetSpec, complexity, feature_info, list_models
 from regnet_tf import applications as apps
 from regnet_tf.applications import build_model, preprocess_input
-from regnet_tf.layers import Conv2D, MaxPool2D
+from regnet_tf.layers import Conv2D, DepthwiseConv2D, MaxPool2D
 
 # Tiny specs that cover every block type, both stems, SE, the head conv, Z's missing shortcuts, dropout, 5 stages
 # and Swish.
@@ -168,6 +168,21 @@ def test_symmetric_padding_matches_explicit_zero_padding():
     assert not np.allclose(y, same, atol=1e-3)
     assert Conv2D(6, 3, strides=2).compute_output_shape((None, 7, 9, 4)) == (None, 4, 5, 6)
     assert Conv2D(6, 1, strides=2)(tf.zeros((1, 7, 7, 4))).shape == (1, 4, 4, 6)
+
+
+@pytest.mark.parametrize("k,stride,dilation", [(3, 1, 1), (5, 1, 1), (3, 1, 2), (3, 2, 1), (5, 2, 1)])
+def test_depthwise_padding_is_symmetric_and_stride_1_needs_no_pad_op(k, stride, dilation):
+    """Symmetric padding (k - 1) // 2 * d on both sides; at stride 1 (odd k) inside the conv ("SAME"), no Pad op."""
+    x = tf.random.normal((2, 9, 9, 4), seed=3)
+    dw = DepthwiseConv2D(k, strides=stride, dilation_rate=dilation)
+    y = dw(x)
+    p = (k - 1) // 2 * dilation
+    ref = tf.nn.depthwise_conv2d(tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]), dw.kernel, (1, stride, stride, 1),
+                                 "VALID", dilations=(dilation, dilation))
+    np.testing.assert_allclose(y, ref, atol=1e-5)
+    assert dw.compute_output_shape(x.shape) == y.shape
+    ops = {op.type for op in tf.function(dw).get_concrete_function(x).graph.get_operations()}
+    assert ("Pad" in ops or "PadV2" in ops) == (stride > 1)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
