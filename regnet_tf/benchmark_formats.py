@@ -246,11 +246,8 @@ def _keras_runner(net, res, jit, frozen=False):
     from regnet_tf.inference import freeze
 
     model = deploy.with_normalization(net, res)
-    if frozen:
-        fn = freeze(model)
-        return (lambda pixels: fn(pixels).numpy()), np.float32
-    fn = tf.function(lambda x: model(x, training=False), jit_compile=jit,
-                     input_signature=[tf.TensorSpec([None, res, res, 3], tf.float32)])
+    fn = freeze(model) if frozen else tf.function(lambda x: model(x, training=False), jit_compile=jit,
+                                                  input_signature=[tf.TensorSpec([None, res, res, 3], tf.float32)])
     return (lambda pixels: fn(pixels).numpy()), np.float32
 
 

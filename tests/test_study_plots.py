@@ -159,9 +159,9 @@ def test_sweep_report_of_a_fixed_model_sweep(tmp_path):
                         "wd": wd}, "error": 30 + 5 * (np.log10(lr) + 0.7) ** 2,
                         "complexity": {"flops": 3.86e8, "params": 5.29e6, "acts": 6.75e6}})
     out = tmp_path / "efficientnet_b0"
-    os.makedirs(out / "records")
+    os.makedirs(out / sweep.RECORDS)
     for r in records:
-        with open(out / "records" / f"{r['index']:06d}.json", "w", encoding="utf-8") as f:
+        with open(sweep.record_path(str(out), r["index"]), "w", encoding="utf-8") as f:
             json.dump(r, f)
     paths = report.analyze([str(out)], str(tmp_path / "report"))
     assert set(paths) == {"edf", "lr", "wd", "report"}
