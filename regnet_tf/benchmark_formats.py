@@ -8,7 +8,8 @@ table and its ratios), as docs/SPEED.md reads it.
     rows = benchmark_formats.run_formats(["regnety_016"], ["keras_folded", "saved_model", "tflite", "onnx"], batch=32)
     print(benchmark_formats.format_formats_table(rows))
 
-`export_model` builds the model (random init, float32, 1000 classes, logits) and writes each format (`FORMATS`:
+`export_model` builds the model (random init with a trained network's kind of BatchNormalization statistics,
+`trained_statistics`; float32, 1000 classes, logits) and writes each format (`FORMATS`:
 the `regnet_tf.deploy` formats, "saved_model_unfolded" = the SavedModel export with fold=False, "openvino_bf16" =
 the OpenVINO file at bf16 precision, and the Keras model in a tf.function: "keras", "keras_folded" (BatchNormalization
 folded by `regnet_tf.inference.fold_batch_norm`), "keras_frozen" (that with its weights as graph constants,
@@ -19,8 +20,11 @@ percentile over all rounds), and `steps` batch-B calls (images/s from the median
 timed. Every runner gets the same random uint8 pixels [B, S, S, 3] (0-255; normalization is inside every format)
 converted once to its input dtype, and returns numpy logits. `compare=["timm"]` adds timm's model of the same
 name in PyTorch (NCHW and channels_last). The ratio columns compare each row with a baseline format of the same
-model and thread count (`add_format_ratios`). TensorFlow's thread count is fixed at its first op in a process: the
-CLI times each thread count in a child process of its own.
+model and thread count (`add_format_ratios`). The GFLOP/s column is the batch-B throughput in flops (2 per
+multiply-add of `regnet_tf.zoo.complexity`, the papers' count), and "% peak" divides it by `dense_peak_gflops`, a
+large float32 matmul timed in the same process at the same thread count: how close each runtime gets to what this
+CPU computes at all, which bounds every ratio between runtimes. TensorFlow's thread count is fixed at its first op
+in a process: the CLI times each thread count in a child process of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 
 from regnet_tf import deploy  # numpy only at import: its FORMATS are flag choices
 from regnet_tf.benchmark import default_resolution, time_steps
+from regnet_tf.zoo import complexity
 
 KERAS_FORMATS = ("keras", "keras_folded", "keras_frozen", "keras_xla")
 SAVED_MODELS = ("saved_model", "saved_model_unfolded")
@@ -46,6 +51,7 @@ TIMM_NAMES = {"resnet_rs_50": "resnetrs50"}  # timm's name where it is not ours
 GROUPED_CONV = ("native", "split", "both")
 SPLIT = "+split"  # label suffix of a file exported with grouped_conv="split"
 CALIBRATION_IMAGES = 100
+PEAK_SIZE = 2048  # the matmul of dense_peak_gflops: 17 GFLOP, ~0.15 s per call at 1 thread here
 MANIFEST = "manifest.json"
 KERAS_FILE = "model.keras"
 FORMAT_NOTES = {
@@ -131,12 +137,13 @@ def set_threads(threads, log=print) -> None:
 
 def export_model(name, formats, out_dir, resolution=None, grouped_conv="native", fold=True,
                  calibration_images=CALIBRATION_IMAGES, log=print) -> dict:
-    """Builds `name` (registered name or spec; random init, float32, 1000 classes, logits) and writes what
+    """Builds `name` (registered name or spec; random init with `trained_statistics`, float32, 1000 classes,
+    logits) and writes what
     `formats` need into `out_dir`: the Keras model (`KERAS_FILE`: the keras rows and the reference logits), the
     SavedModels and the `regnet_tf.deploy` files (BatchNormalization folded if `fold`; grouped convolutions
     `grouped_conv` "native", "split" or "both"; int8 calibrated on the demo data). Returns the manifest (also
-    written as `out_dir/MANIFEST`): {"model", "resolution", "entries": {label: entry}}. A format that cannot be
-    exported is left out with a note."""
+    written as `out_dir/MANIFEST`): {"model", "resolution", "macs" (multiply-adds per image), "entries": {label:
+    entry}}. A format that cannot be exported is left out with a note."""
     from regnet_tf.applications import build_model
 
     formats = check_formats(formats)
@@ -144,6 +151,7 @@ def export_model(name, formats, out_dir, resolution=None, grouped_conv="native",
         raise ValueError(f"grouped_conv must be one of {GROUPED_CONV}; got {grouped_conv!r}")
     res = resolution or default_resolution(name)
     model = build_model(name, weights=None, input_shape=(res, res, 3), classifier_activation=None)
+    trained_statistics(model)
     os.makedirs(out_dir, exist_ok=True)
     model.save(os.path.join(out_dir, KERAS_FILE))
     entries, calibration = {}, None
@@ -158,10 +166,44 @@ def export_model(name, formats, out_dir, resolution=None, grouped_conv="native",
         else:
             entries.update(_export_files(model, fmt, out_dir, res, _variants(model, grouped_conv, log), fold,
                                          calibration, log))
-    manifest = {"model": model.name, "resolution": res, "entries": entries}
+    manifest = {"model": model.name, "resolution": res, "macs": complexity(name, res)["flops"], "entries": entries}
     with open(os.path.join(out_dir, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
     return manifest
+
+
+def trained_statistics(model, seed=0) -> None:
+    """Gives each BatchNormalization of `model` statistics of the kind a trained network has (seeded): gamma and
+    moving variance ~ U(0.5, 1.5), beta and moving mean ~ N(0, 0.1). A freshly built model has gamma 1, beta 0,
+    mean 0 and variance 1, so its folded biases are exactly zero; TensorFlow's graph optimizer then removes them,
+    and a convolution without its BiasAdd is not fused with its activation: a graph no trained model has."""
+    import keras
+
+    from regnet_tf.inference import all_layers
+
+    rng = np.random.default_rng(seed)
+    for layer in all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            values = {"gamma": rng.uniform(0.5, 1.5, n), "beta": rng.normal(0, 0.1, n),
+                      "moving_mean": rng.normal(0, 0.1, n), "moving_variance": rng.uniform(0.5, 1.5, n)}
+            for attr, value in values.items():
+                variable = getattr(layer, attr, None)
+                if variable is not None:
+                    variable.assign(value.astype(variable.dtype))
+
+
+def dense_peak_gflops(size=PEAK_SIZE, calls=3) -> float:
+    """GFLOP/s of a float32 `size` x `size` matmul in TensorFlow (2 size^3 flops; the fastest of `calls` calls after
+    one warm-up) at the process's thread setting: near the most this CPU computes in float32 (a 3x3 convolution
+    with 256 channels and numpy's and PyTorch's matmuls measured within 10% of it here), the "% peak" roofline."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a, b = (tf.constant(rng.random((size, size), dtype=np.float32)) for _ in range(2))
+    matmul = tf.function(lambda: tf.matmul(a, b))
+    matmul().numpy()
+    return 2 * size ** 3 / min(time_steps(lambda: matmul().numpy(), 1) for _ in range(calls)) / 1e9
 
 
 def demo_calibration(resolution, n=CALIBRATION_IMAGES):
@@ -341,10 +383,12 @@ def time_exports(out_dirs, threads=None, batch=32, rounds=3, steps=2, latency_st
     threads, resolution, batch, latency_ms / latency_p90_ms (median and 90th percentile of the batch-1 calls),
     images_per_s (batch / median batch-B round time), ms_min / ms_max (fastest and slowest batch-B round),
     max_rel_diff (vs the Keras model's logits on the same pixels; None for SavedModels, which crop first, and
-    timm, other weights)."""
+    timm, other weights), gflops (2 x multiply-adds x images_per_s / 1e9) and peak_gflops (`dense_peak_gflops`,
+    timed once here)."""
     if TIMM in compare:
         import_timm()  # before TensorFlow (see there)
     set_threads(threads, log)
+    peak = dense_peak_gflops()
     rows = []
     for out_dir in out_dirs:
         with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as f:
@@ -364,7 +408,8 @@ def time_exports(out_dirs, threads=None, batch=32, rounds=3, steps=2, latency_st
                          "latency_ms": statistics.median(t["latency_ms"]),
                          "latency_p90_ms": float(np.percentile(t["latency_ms"], 90)),
                          "images_per_s": 1000 * batch / median, "ms_min": min(t["batch_ms"]),
-                         "ms_max": max(t["batch_ms"]),
+                         "ms_max": max(t["batch_ms"]), "gflops": 2 * manifest["macs"] * batch / median / 1e6,
+                         "peak_gflops": peak,
                          "max_rel_diff": deploy.relative_difference(t["output"], reference) if exact else None})
         del runners, times
         gc.collect()
@@ -433,12 +478,15 @@ def format_formats_table(rows) -> str:
     cols = [("model", "model", "{}"), ("format", "format", "{}"), ("threads", "threads", "{}"),
             ("resolution", "px", "{}"), ("latency_ms", "b1 median ms", "{:.1f}"),
             ("latency_p90_ms", "b1 p90 ms", "{:.1f}"), ("images_per_s", f"b{n} images/s", "{:.1f}"),
-            ("spread", f"b{n} min-max ms", "{}"), ("b1_vs", f"b1 vs {base_name}", "{:.2f}x"),
+            ("spread", f"b{n} min-max ms", "{}"), ("gflops", f"b{n} GFLOP/s", "{:.0f}"), ("peak", "% peak", "{}"),
+            ("b1_vs", f"b1 vs {base_name}", "{:.2f}x"),
             ("bn_vs", f"b{n} vs {base_name}", "{:.2f}x"), ("max_rel_diff", "rel diff", "{:.1g}")]
 
     def cell(r, k, f):
         if k == "spread":
             return f"{r['ms_min']:.0f}-{r['ms_max']:.0f}"
+        if k == "peak":
+            return f"{100 * r['gflops'] / r['peak_gflops']:.0f}%" if r.get("peak_gflops") else "-"
         if k == "threads":
             return str(r[k] or "default")
         return "-" if r.get(k) is None else f.format(r[k])
@@ -455,5 +503,11 @@ def format_formats_table(rows) -> str:
              + (" (grouped convolutions split)" if label.endswith(SPLIT) else "") for label in labels]
     notes.append("b1 vs / bN vs: speedup over the baseline (> 1.00x: faster); rel diff: max |logits - Keras's| / "
                  "max |Keras's| on the batch")
+    peaks = {r["threads"]: r["peak_gflops"] for r in rows if r.get("peak_gflops")}
+    if peaks:
+        notes.append(f"GFLOP/s: 2 x multiply-adds x images/s at batch {n}; % peak: of a {PEAK_SIZE} x {PEAK_SIZE} "
+                     "float32 matmul in TensorFlow, same process and threads ("
+                     + ", ".join(f"{v:.0f} GFLOP/s at {t or 'default'} thread{'s' if t != 1 else ''}"
+                                 for t, v in peaks.items()) + ")")
     return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(line) for line in cells[1:]]
                      + [""] + notes)

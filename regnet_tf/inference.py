@@ -82,9 +82,11 @@ def freeze(model, batch=None):
     callable from a float32 batch of the model's input shape (any batch size, or ``batch``) to the output tensor
     (a list for several outputs). For predicting in Python on a CPU: TensorFlow's oneDNN kernels keep constant
     filters in their own layout between calls where variables are read and reordered per call (docs/SPEED.md:
-    6-12% at batch 1 for RegNetY-1.6GF and ResNet-RS-50). The function is a snapshot: later changes to `model`'s
-    weights do not reach it; ``predict.function`` is the frozen TensorFlow ConcreteFunction. ValueError for a model
-    with several inputs or an input size left open (build it with ``input_shape``)."""
+    6-12% at batch 1 for RegNetY-1.6GF and ResNet-RS-50). Each Swish is written as x * sigmoid(x) without the
+    training-only custom gradient of ``tf.nn.silu``, which hides the pattern from TensorFlow's graph optimizer: a
+    conv -> bias -> Swish then runs as one fused oneDNN kernel (`_plain_swish`). The function is a snapshot: later
+    changes to `model`'s weights do not reach it; ``predict.function`` is the frozen TensorFlow ConcreteFunction.
+    ValueError for a model with several inputs or an input size left open (build it with ``input_shape``)."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
@@ -97,6 +99,11 @@ def freeze(model, batch=None):
     spec = tf.TensorSpec((batch, *shape), model.inputs[0].dtype)
     frozen = convert_variables_to_constants_v2(
         tf.function(lambda x: model(x, training=False)).get_concrete_function(spec))
+    graph_def = frozen.graph.as_graph_def()
+    if _plain_swish(graph_def):
+        wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+        tensor = wrapped.graph.get_tensor_by_name
+        frozen = wrapped.prune([tensor(t.name) for t in frozen.inputs], [tensor(t.name) for t in frozen.outputs])
     single = len(model.outputs) == 1
 
     def predict(x):
@@ -109,6 +116,39 @@ def freeze(model, batch=None):
 
     predict.function = frozen
     return predict
+
+
+def _plain_swish(graph_def) -> int:
+    """Rewrites in place each ``tf.nn.silu`` of `graph_def` (x * sigmoid(beta * x) with beta a constant 1, under a
+    custom gradient's IdentityN) as x * sigmoid(x) (the IdentityN becomes an Identity of the product); returns how
+    many. The same values, and TensorFlow's remapper then fuses conv -> BiasAdd -> Swish into one oneDNN kernel
+    (measured with `launch/benchmark.py`: docs/SPEED.md). Inference graphs only: it drops the custom gradient."""
+    from tensorflow.python.framework import tensor_util
+
+    nodes = {n.name: n for n in graph_def.node}
+    used = {i for n in graph_def.node for i in n.input}
+
+    def op(ref, *types):  # the node of output 0 `ref` if its op is one of `types`, else None
+        n = nodes.get(ref.removesuffix(":0"))
+        return n if n is not None and n.op in types else None
+
+    count = 0
+    for n in graph_def.node:
+        if n.op != "IdentityN" or len(n.input) != 3 or {f"{n.name}:1", f"{n.name}:2"} & used:
+            continue
+        product, x, beta = op(n.input[0], "Mul"), n.input[1].removesuffix(":0"), op(n.input[2], "Const")
+        sigmoid = [op(i, "Sigmoid") for i in (product.input if product else ()) if i.removesuffix(":0") != x]
+        scaled = op(sigmoid[0].input[0], "Mul") if len(sigmoid) == 1 and sigmoid[0] else None
+        if (scaled is None or beta is None or {i.removesuffix(":0") for i in scaled.input} != {x, beta.name}
+                or tensor_util.MakeNdarray(beta.attr["value"].tensor).tolist() != 1.0):
+            continue
+        sigmoid[0].input[0] = n.input[1]
+        dtype = product.attr["T"].type
+        del n.input[1:], n.attr["T"]
+        n.op = "Identity"
+        n.attr["T"].type = dtype
+        count += 1
+    return count
 
 
 def all_layers(model):

@@ -131,12 +131,31 @@ def test_freeze_predicts_as_the_model_with_constant_weights(family):
     np.testing.assert_array_equal(predict(x).numpy(), before)  # a snapshot
     ops = {op.type for op in predict.function.graph.get_operations()}  # no variable: nothing is read per call
     assert "ReadVariableOp" not in ops and "VarHandleOp" not in ops and not predict.function.variables
+    # each Swish (EfficientNet's) is x * sigmoid(x) on the conv's output, without tf.nn.silu's IdentityN and beta
+    sigmoids = [op for op in predict.function.graph.get_operations() if op.type == "Sigmoid"]
+    assert "IdentityN" not in ops and sigmoids and all(op.inputs[0].op.type == "BiasAdd" for op in sigmoids)
     with pytest.raises(ValueError, match=r"frozen for inputs of shape \(None, 32, 32, 3\); got \(1, 40, 40, 3\): resize"):
         predict(images(shape=(1, 40, 40, 3)))
     if family == "regnety":
         open_size = build_model(SPECS[family], input_shape=(None, None, 3), weights=None)
         with pytest.raises(ValueError, match=r"freeze needs the input size: .* build the model with input_shape"):
             freeze(open_size)
+
+
+def test_plain_swish_rewrites_only_silu_with_beta_1():
+    from regnet_tf.inference import _plain_swish
+
+    x = tf.constant(np.linspace(-6, 6, 24, dtype=np.float32).reshape(2, 12))
+    f = tf.function(lambda x: tf.nn.silu(x) + tf.nn.silu(x, beta=2.0), autograph=False).get_concrete_function(x)
+    graph_def = f.graph.as_graph_def()
+    assert _plain_swish(graph_def) == 1
+    assert [n.op for n in graph_def.node].count("IdentityN") == 1  # beta = 2: kept as it was
+    op_of = {n.name: n.op for n in graph_def.node}
+    assert [op_of[n.input[0]] for n in graph_def.node if n.op == "Sigmoid"] == ["Placeholder", "Mul"]  # x; 2 * x
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    g = wrapped.prune(wrapped.graph.get_tensor_by_name(f.inputs[0].name),
+                      wrapped.graph.get_tensor_by_name(f.outputs[0].name))
+    np.testing.assert_allclose(g(x), x * tf.sigmoid(x) + x * tf.sigmoid(2 * x), rtol=1e-6)
 
 
 def test_split_grouped_convs():
