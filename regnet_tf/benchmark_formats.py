@@ -138,12 +138,11 @@ def set_threads(threads, log=print) -> None:
 def export_model(name, formats, out_dir, resolution=None, grouped_conv="native", fold=True,
                  calibration_images=CALIBRATION_IMAGES, log=print) -> dict:
     """Builds `name` (registered name or spec; random init with `trained_statistics`, float32, 1000 classes,
-    logits) and writes what
-    `formats` need into `out_dir`: the Keras model (`KERAS_FILE`: the keras rows and the reference logits), the
-    SavedModels and the `regnet_tf.deploy` files (BatchNormalization folded if `fold`; grouped convolutions
-    `grouped_conv` "native", "split" or "both"; int8 calibrated on the demo data). Returns the manifest (also
-    written as `out_dir/MANIFEST`): {"model", "resolution", "macs" (multiply-adds per image), "entries": {label:
-    entry}}. A format that cannot be exported is left out with a note."""
+    logits) and writes what `formats` need into `out_dir`: the Keras model (`KERAS_FILE`: the keras rows and the
+    reference logits), the SavedModels and the `regnet_tf.deploy` files (BatchNormalization folded if `fold`;
+    grouped convolutions `grouped_conv` "native", "split" or "both"; int8 calibrated on the demo data). Returns the
+    manifest (also written as `out_dir/MANIFEST`): {"model", "resolution", "macs" (multiply-adds per image),
+    "entries": {label: entry}}. A format that cannot be exported is left out with a note."""
     from regnet_tf.applications import build_model
 
     formats = check_formats(formats)
@@ -468,9 +467,26 @@ def add_format_ratios(rows, baseline) -> None:
         r["bn_vs"] = r["images_per_s"] / max(b["images_per_s"] for b in base) if base else None
 
 
+def fastest_rows(rows) -> list:
+    """Per (model, threads) with a timed baseline: {"model", "threads", "b1": (format, b1_vs), "bn": (format, bn_vs)},
+    the fastest row other than the baseline's at batch 1 and at batch B (after `add_format_ratios`): each
+    implementation on its fastest path, which is what a ratio between implementations should compare."""
+    out = {}
+    for r in rows:
+        if r.get("b1_vs") is None or r["format"] in _baseline_labels(r["baseline"]):
+            continue
+        best = out.setdefault((r["model"], r["threads"]), {"model": r["model"], "threads": r["threads"],
+                                                           "b1": (r["format"], r["b1_vs"]),
+                                                           "bn": (r["format"], r["bn_vs"])})
+        for key, ratio in (("b1", r["b1_vs"]), ("bn", r["bn_vs"])):
+            if ratio > best[key][1]:
+                best[key] = (r["format"], ratio)
+    return list(out.values())
+
+
 def format_formats_table(rows) -> str:
     """Aligned table of `time_exports` rows (after `add_format_ratios`), then a line per format saying what it
-    is."""
+    is, and per model and thread count the fastest row against the baseline (`fastest_rows`)."""
     if not rows:
         return "(no rows)"
     n, base = rows[0]["batch"], rows[0].get("baseline")
@@ -509,5 +525,9 @@ def format_formats_table(rows) -> str:
                      "float32 matmul in TensorFlow, same process and threads ("
                      + ", ".join(f"{v:.0f} GFLOP/s at {t or 'default'} thread{'s' if t != 1 else ''}"
                                  for t, v in peaks.items()) + ")")
+    fastest = [f"{f['model']}, {f['threads'] or 'default'} thread{'s' if f['threads'] != 1 else ''}: batch 1 "
+               f"{f['b1'][0]} {f['b1'][1]:.2f}x, batch {n} {f['bn'][0]} {f['bn'][1]:.2f}x" for f in fastest_rows(rows)]
+    if fastest:
+        notes += ["", f"fastest of the other rows vs {base_name}:"] + fastest
     return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(line) for line in cells[1:]]
                      + [""] + notes)

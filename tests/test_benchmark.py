@@ -302,7 +302,7 @@ def test_format_ratios_and_table(formats_bench):
                 "latency_p90_ms": ms * 1.5, "images_per_s": ips, "ms_min": 1, "ms_max": 2, "max_rel_diff": None}
 
     rows = [row("keras_folded", 10.0, 50.0), row("timm_nchw", 20.0, 30.0), row("timm_channels_last", 25.0, 40.0),
-            row("keras_folded", 10.0, 50.0, threads=2)]
+            row("keras_folded", 10.0, 50.0, threads=2), row("tflite", 5.0, 45.0)]
     formats_bench.add_format_ratios(rows, "timm")  # vs the faster timm row on each measure, per thread count
     assert [r["b1_vs"] for r in rows[:3]] == [2.0, 1.0, 0.8] and [r["bn_vs"] for r in rows[:3]] == [1.25, 0.75, 1.0]
     assert rows[3]["b1_vs"] is None and rows[3]["bn_vs"] is None
@@ -311,6 +311,11 @@ def test_format_ratios_and_table(formats_bench):
     assert lines[2].split()[:3] == ["m", "keras_folded", "1"] and "2.00x" in lines[2] and "1.25x" in lines[2]
     assert len({len(line) for line in lines[:2]}) == 1
     assert any(line.startswith("timm_channels_last: ") for line in lines)
+    # per measure the fastest row that is not the baseline's (none for 2 threads: no timm row there)
+    assert formats_bench.fastest_rows(rows) == [
+        {"model": "m", "threads": 1, "b1": ("tflite", 4.0), "bn": ("keras_folded", 1.25)}]
+    assert lines[-2:] == ["fastest of the other rows vs timm's fastest:",
+                          "m, 1 thread: batch 1 tflite 4.00x, batch 8 keras_folded 1.25x"]
 
 
 def test_run_formats_keras_rows(formats_bench):
