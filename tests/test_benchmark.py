@@ -367,6 +367,14 @@ def test_export_model_gives_batch_norm_trained_statistics(formats_bench, tmp_pat
     assert biases and all(np.abs(b).min() > 0 for b in biases)
 
 
+def test_timing_environment_gives_timm_huge_pages(formats_bench):
+    base = {"PATH": "/bin"}
+    assert formats_bench.timing_environment([], base) == base
+    assert formats_bench.timing_environment(["timm"], base) == {"PATH": "/bin", "THP_MEM_ALLOC_ENABLE": "1"}
+    assert formats_bench.timing_environment(["timm"], {"THP_MEM_ALLOC_ENABLE": "0"}) == {"THP_MEM_ALLOC_ENABLE": "0"}
+    assert base == {"PATH": "/bin"}  # a copy
+
+
 def test_format_options(formats_bench):
     assert formats_bench.check_format_options(["onnx", "keras"], [], ["2", "1", "2"]) == (("onnx", "keras"), [2, 1], "keras")
     assert formats_bench.check_format_options(["onnx"], ["timm"], [1])[2] == "timm"

@@ -133,7 +133,8 @@ def _child(dirs, threads, formats, compare, batch, root):
             f"--latency_steps={FLAGS.latency_steps}", f"--child_export_dirs={','.join(dirs)}", f"--child_rows={out}"]
     args += [f"--compare={c}" for c in compare] + (["--verbose"] if FLAGS.verbose else [])
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    env = fbench.timing_environment(compare, dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))))
     _log(f"timing with {threads} thread(s) in a child process")
     code = subprocess.call([sys.executable, "-c", "from regnet_tf.cli.benchmark import run; run()", *args], env=env)
     if code:
