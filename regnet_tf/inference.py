@@ -101,9 +101,7 @@ def freeze(model, batch=None):
         tf.function(lambda x: model(x, training=False)).get_concrete_function(spec))
     graph_def = frozen.graph.as_graph_def()
     if _plain_swish(graph_def):
-        wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-        tensor = wrapped.graph.get_tensor_by_name
-        frozen = wrapped.prune([tensor(t.name) for t in frozen.inputs], [tensor(t.name) for t in frozen.outputs])
+        frozen = _function_of(graph_def, frozen.inputs, frozen.outputs)
     single = len(model.outputs) == 1
 
     def predict(x):
@@ -116,6 +114,15 @@ def freeze(model, batch=None):
 
     predict.function = frozen
     return predict
+
+
+def _function_of(graph_def, inputs, outputs):
+    """A ConcreteFunction of `graph_def` from the tensors named as `inputs` to those named as `outputs` (lists)."""
+    import tensorflow as tf
+
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    tensor = wrapped.graph.get_tensor_by_name
+    return wrapped.prune([tensor(t.name) for t in inputs], [tensor(t.name) for t in outputs])
 
 
 def _plain_swish(graph_def) -> int:

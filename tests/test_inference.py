@@ -143,7 +143,7 @@ def test_freeze_predicts_as_the_model_with_constant_weights(family):
 
 
 def test_plain_swish_rewrites_only_silu_with_beta_1():
-    from regnet_tf.inference import _plain_swish
+    from regnet_tf.inference import _function_of, _plain_swish
 
     x = tf.constant(np.linspace(-6, 6, 24, dtype=np.float32).reshape(2, 12))
     f = tf.function(lambda x: tf.nn.silu(x) + tf.nn.silu(x, beta=2.0), autograph=False).get_concrete_function(x)
@@ -152,10 +152,8 @@ def test_plain_swish_rewrites_only_silu_with_beta_1():
     assert [n.op for n in graph_def.node].count("IdentityN") == 1  # beta = 2: kept as it was
     op_of = {n.name: n.op for n in graph_def.node}
     assert [op_of[n.input[0]] for n in graph_def.node if n.op == "Sigmoid"] == ["Placeholder", "Mul"]  # x; 2 * x
-    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-    g = wrapped.prune(wrapped.graph.get_tensor_by_name(f.inputs[0].name),
-                      wrapped.graph.get_tensor_by_name(f.outputs[0].name))
-    np.testing.assert_allclose(g(x), x * tf.sigmoid(x) + x * tf.sigmoid(2 * x), rtol=1e-6)
+    g = _function_of(graph_def, f.inputs, f.outputs)
+    np.testing.assert_allclose(g(x)[0], x * tf.sigmoid(x) + x * tf.sigmoid(2 * x), rtol=1e-6)
 
 
 def test_split_grouped_convs():
