@@ -17,13 +17,15 @@ folded by `regnet_tf.inference.fold_batch_norm`), "keras_frozen" (that with its 
 them with `regnet_tf.runtimes.load` (XNNPACK, ORT_ENABLE_ALL, OpenVINO's CPU plugin) at a thread count and times
 them in alternating rounds: per round and format `latency_steps` batch-1 calls, each timed (median and 90th
 percentile over all rounds), and `steps` batch-B calls (images/s from the median round); warm-up calls are not
-timed. Every runner gets the same random uint8 pixels [B, S, S, 3] (0-255; normalization is inside every format)
-converted once to its input dtype, and returns numpy logits. `compare=["timm"]` adds timm's model of the same
-name in PyTorch (NCHW and channels_last). The ratio columns compare each row with a baseline format of the same
-model and thread count (`add_format_ratios`). The GFLOP/s column is the batch-B throughput in flops (2 per
-multiply-add of `regnet_tf.zoo.complexity`, the papers' count), and "% peak" divides it by `dense_peak_gflops`, a
-large float32 matmul timed in the same process at the same thread count: how close each runtime gets to what this
-CPU computes at all, which bounds every ratio between runtimes. TensorFlow's thread count is fixed at its first op
+timed. With `micro_batches` each runner's batch-B throughput is also timed as consecutive calls of those sizes, and
+its row reports the fastest way (on a CPU a small batch can keep its activations in cache). Every runner gets the
+same random uint8 pixels [B, S, S, 3] (0-255; normalization is inside every format) converted once to its input
+dtype, and returns numpy logits. `compare=["timm"]` adds timm's model of the same name in PyTorch (NCHW and
+channels_last). The ratio columns compare each row with a baseline format of the same model and thread count
+(`add_format_ratios`). The GFLOP/s column is the batch-B throughput in flops (2 per multiply-add of
+`regnet_tf.zoo.complexity`, the papers' count), and "% peak" divides it by `dense_peak_gflops`, a large float32
+matmul timed in the same process at the same thread count: how close each runtime gets to what this CPU computes at
+all, which bounds every ratio between runtimes. TensorFlow's thread count is fixed at its first op
 in a process: the CLI times each thread count in a child process of its own.
 """
 
@@ -104,6 +106,17 @@ def check_format_options(formats, compare=(), threads=(1,), baseline=None) -> tu
     if baseline not in timed:
         raise ValueError(f"baseline {baseline!r} is not among the timed formats {', '.join(formats)}")
     return formats, list(dict.fromkeys(threads)), baseline
+
+
+def check_micro_batches(sizes) -> tuple:
+    """The micro-batch sizes (`time_runners`) as sorted distinct positive ints; a one-line ValueError otherwise."""
+    try:
+        sizes = sorted({int(m) for m in sizes if str(m).strip()})
+    except ValueError:
+        sizes = [0]
+    if sizes and sizes[0] < 1:
+        raise ValueError("micro-batch sizes must be positive integers, e.g. --micro_batch 1,2,4,8")
+    return tuple(sizes)
 
 
 def versions() -> str:
@@ -359,12 +372,18 @@ def timm_runners(name, threads=None, log=print) -> dict:
 
 # --- timing
 
-def time_runners(runners, pixels, rounds=3, steps=2, latency_steps=10, warmup=2, progress=None) -> dict:
-    """{label: {"latency_ms": [...], "batch_ms": [...], "output": first batch output}}.
+def time_runners(runners, pixels, rounds=3, steps=2, latency_steps=10, warmup=2, micro_batches=(),
+                 progress=None) -> dict:
+    """{label: {"latency_ms": [...], "batch_ms": [...], "micro_batch_ms": {m: [...]}, "output": first batch output}}.
 
     `runners`: {label: (runner, input dtype)}; each gets `pixels` (uint8 [B, S, S, 3]) converted once to its dtype.
-    Warm-up, untimed: `warmup` calls (at least 1) at batch B and at batch 1. Then `rounds` alternating rounds over
-    the runners: `latency_steps` batch-1 calls, each timed, and `steps` batch-B calls timed together."""
+    Warm-up, untimed: `warmup` calls (at least 1) at batch B and at batch 1, and one batch-B pass per micro-batch
+    size. Then `rounds` alternating rounds over the runners: `latency_steps` batch-1 calls, each timed; `steps`
+    batch-B calls timed together; and the same for each size m < B of `micro_batches`, the batch run as consecutive
+    calls of m images (`regnet_tf.runtimes.in_micro_batches`), whatever the runner (timm's included)."""
+    from regnet_tf.runtimes import in_micro_batches
+
+    sizes = sorted({int(m) for m in micro_batches if int(m) < len(pixels)})
     inputs = {label: np.asarray(pixels, dtype) for label, (_, dtype) in runners.items()}
     out = {}
     for label, (run, _) in runners.items():
@@ -375,7 +394,9 @@ def time_runners(runners, pixels, rounds=3, steps=2, latency_steps=10, warmup=2,
             run(inputs[label])
         for _ in range(max(warmup, 1)):
             run(inputs[label][:1])
-        out[label] = {"latency_ms": [], "batch_ms": [], "output": output}
+        for m in sizes:
+            in_micro_batches(run, inputs[label], m)
+        out[label] = {"latency_ms": [], "batch_ms": [], "micro_batch_ms": {m: [] for m in sizes}, "output": output}
     for r in range(rounds):
         for label, (run, _) in runners.items():
             if progress:
@@ -386,15 +407,29 @@ def time_runners(runners, pixels, rounds=3, steps=2, latency_steps=10, warmup=2,
                 run(one)
                 out[label]["latency_ms"].append(1000 * (time.perf_counter() - start))
             out[label]["batch_ms"].append(1000 * time_steps(lambda: run(batch), steps))
+            for m in sizes:
+                out[label]["micro_batch_ms"][m].append(
+                    1000 * time_steps(lambda: in_micro_batches(run, batch, m), steps))
     return out
 
 
+def fastest_way(batch_ms, micro_batch_ms, batch) -> tuple:
+    """(size, its round times) of the fastest way to run the batch by median round time: the whole `batch` (its
+    `batch_ms`) or consecutive calls of one of the sizes of `micro_batch_ms` ({size: round times}); ties: the
+    larger size."""
+    ways = {batch: batch_ms, **micro_batch_ms}
+    size = min(sorted(ways, reverse=True), key=lambda m: statistics.median(ways[m]))
+    return size, ways[size]
+
+
 def time_exports(out_dirs, threads=None, batch=32, rounds=3, steps=2, latency_steps=10, warmup=2, compare=(),
-                 log=print, progress=None) -> list:
+                 micro_batches=(), log=print, progress=None) -> list:
     """Rows (one per model and format) timing the exports in `out_dirs` (`export_model`'s directories), model by
     model, with TensorFlow and every runtime at `threads` threads (None: their defaults). Row keys: model, format,
     threads, resolution, batch, latency_ms / latency_p90_ms (median and 90th percentile of the batch-1 calls),
-    images_per_s (batch / median batch-B round time), ms_min / ms_max (fastest and slowest batch-B round),
+    images_per_s (batch / median batch-B round time, by the row's fastest way when `micro_batches` are timed:
+    micro_batch is then its size, B for one call, and images_per_s_by_micro_batch the rate of each way),
+    ms_min / ms_max (fastest and slowest batch-B round of that way),
     max_rel_diff (vs the Keras model's logits on the same pixels; None for SavedModels, which crop first, and
     timm, other weights), gflops (2 x multiply-adds x images_per_s / 1e9) and peak_gflops (`dense_peak_gflops`,
     timed once here)."""
@@ -413,20 +448,26 @@ def time_exports(out_dirs, threads=None, batch=32, rounds=3, steps=2, latency_st
         runners = load_runners(out_dir, manifest, threads, compare, log)
         ref = runners.pop("reference")[0]
         pixels = np.random.default_rng(0).integers(0, 256, (batch, res, res, 3), dtype=np.uint8)
-        times = time_runners(runners, pixels, rounds, steps, latency_steps, warmup,
+        times = time_runners(runners, pixels, rounds, steps, latency_steps, warmup, micro_batches,
                              progress and (lambda line, m=manifest["model"]: progress(f"{m} {line}")))
         reference = ref(pixels.astype(np.float32))
         for label, t in times.items():
-            median = statistics.median(t["batch_ms"])
+            size, batch_ms = fastest_way(t["batch_ms"], t["micro_batch_ms"], batch)
+            median = statistics.median(batch_ms)
             exact = not (label in SAVED_MODELS or label.startswith(TIMM))
-            rows.append({"model": manifest["model"], "format": label, "threads": threads, "resolution": res,
-                         "batch": batch, "rounds": rounds, "steps": steps, "latency_steps": latency_steps,
-                         "latency_ms": statistics.median(t["latency_ms"]),
-                         "latency_p90_ms": float(np.percentile(t["latency_ms"], 90)),
-                         "images_per_s": 1000 * batch / median, "ms_min": min(t["batch_ms"]),
-                         "ms_max": max(t["batch_ms"]), "gflops": 2 * manifest["macs"] * batch / median / 1e6,
-                         "peak_gflops": peak,
-                         "max_rel_diff": deploy.relative_difference(t["output"], reference) if exact else None})
+            row = {"model": manifest["model"], "format": label, "threads": threads, "resolution": res,
+                   "batch": batch, "rounds": rounds, "steps": steps, "latency_steps": latency_steps,
+                   "latency_ms": statistics.median(t["latency_ms"]),
+                   "latency_p90_ms": float(np.percentile(t["latency_ms"], 90)),
+                   "images_per_s": 1000 * batch / median, "ms_min": min(batch_ms), "ms_max": max(batch_ms),
+                   "gflops": 2 * manifest["macs"] * batch / median / 1e6, "peak_gflops": peak,
+                   "max_rel_diff": deploy.relative_difference(t["output"], reference) if exact else None}
+            if t["micro_batch_ms"]:
+                row["micro_batch"] = size
+                row["images_per_s_by_micro_batch"] = {
+                    str(m): 1000 * batch / statistics.median(ms)
+                    for m, ms in sorted({batch: t["batch_ms"], **t["micro_batch_ms"]}.items())}
+            rows.append(row)
         del runners, times
         gc.collect()
     return rows
@@ -434,7 +475,7 @@ def time_exports(out_dirs, threads=None, batch=32, rounds=3, steps=2, latency_st
 
 def run_formats(models, formats, resolution=None, batch=32, threads=None, rounds=3, steps=2, latency_steps=10,
                 warmup=2, grouped_conv="native", fold=True, compare=(), baseline=None,
-                calibration_images=CALIBRATION_IMAGES, log=print, progress=None) -> list:
+                calibration_images=CALIBRATION_IMAGES, micro_batches=(), log=print, progress=None) -> list:
     """`export_model` for each model into a temporary directory, then `time_exports` in this process and
     `add_format_ratios` (vs `baseline`; default `default_baseline`). TensorFlow's threads can only be set before
     its first op: the CLI runs each thread count in a process of its own."""
@@ -443,7 +484,8 @@ def run_formats(models, formats, resolution=None, batch=32, threads=None, rounds
     formats = check_formats(formats)
     with tempfile.TemporaryDirectory(prefix="regnet-benchmark-") as root:
         dirs = export_models(models, formats, root, resolution, grouped_conv, fold, calibration_images, log)
-        rows = time_exports(dirs, threads, batch, rounds, steps, latency_steps, warmup, compare, log, progress)
+        rows = time_exports(dirs, threads, batch, rounds, steps, latency_steps, warmup, compare, micro_batches, log,
+                            progress)
     add_format_ratios(rows, baseline or default_baseline(formats, compare))
     return rows
 
@@ -512,8 +554,12 @@ def format_formats_table(rows) -> str:
             ("resolution", "px", "{}"), ("latency_ms", "b1 median ms", "{:.1f}"),
             ("latency_p90_ms", "b1 p90 ms", "{:.1f}"), ("images_per_s", f"b{n} images/s", "{:.1f}"),
             ("spread", f"b{n} min-max ms", "{}"), ("gflops", f"b{n} GFLOP/s", "{:.0f}"), ("peak", "% peak", "{}"),
+            ("micro_batch", f"b{n} as", "{}"),
             ("b1_vs", f"b1 vs {base_name}", "{:.2f}x"),
             ("bn_vs", f"b{n} vs {base_name}", "{:.2f}x"), ("max_rel_diff", "rel diff", "{:.1g}")]
+
+    def way(m):  # how a batch of n ran: one call, or calls x images
+        return "1 call" if m >= n else f"{-(-n // m)} x {m}"
 
     def cell(r, k, f):
         if k == "spread":
@@ -522,20 +568,29 @@ def format_formats_table(rows) -> str:
             return f"{100 * r['gflops'] / r['peak_gflops']:.0f}%" if r.get("peak_gflops") else "-"
         if k == "threads":
             return str(r[k] or "default")
+        if k == "micro_batch":
+            return "-" if r.get(k) is None else way(r[k])
+        if k.startswith("way "):
+            ips = r.get("images_per_s_by_micro_batch", {}).get(k[4:])
+            return "-" if ips is None else f"{ips:.1f}"
         return "-" if r.get(k) is None else f.format(r[k])
 
-    cells = [[h for _, h, _ in cols]] + [[cell(r, k, f) for k, _, f in cols] for r in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
-
-    def fmt(line):
-        return "  ".join(c.ljust(w) if k in ("model", "format") else c.rjust(w)
-                         for c, w, (k, _, _) in zip(line, widths, cols)).rstrip()
+    swept = sorted({int(m) for r in rows for m in r.get("images_per_s_by_micro_batch", {})} - {n})
+    if not swept:
+        cols = [c for c in cols if c[0] != "micro_batch"]
+    table = _aligned(cols, rows, cell)
+    if swept:  # the rate of each way the "bN as" column chose from
+        ways = cols[:3] + [(f"way {m}", way(m), "") for m in [n] + swept[::-1]]
+        table += ["", f"b{n} images/s by how the batch ran (calls x images):"] + _aligned(ways, rows, cell)
 
     labels = dict.fromkeys(r["format"] for r in rows)
     notes = [f"{label}: {FORMAT_NOTES.get(label.removesuffix(SPLIT), '')}"
              + (" (grouped convolutions split)" if label.endswith(SPLIT) else "") for label in labels]
     notes.append("b1 vs / bN vs: speedup over the baseline (> 1.00x: faster); rel diff: max |logits - Keras's| / "
                  "max |Keras's| on the batch")
+    if swept:
+        notes.append(f"b{n} images/s: each row's fastest way to run the batch of {n}, one call or consecutive calls of "
+                     f"{', '.join(map(str, swept))} images (b{n} as: calls x images), timm's rows included")
     peaks = {r["threads"]: r["peak_gflops"] for r in rows if r.get("peak_gflops")}
     if peaks:
         notes.append(f"GFLOP/s: 2 x multiply-adds x images/s at batch {n}; % peak: of a {PEAK_SIZE} x {PEAK_SIZE} "
@@ -546,5 +601,17 @@ def format_formats_table(rows) -> str:
                f"{f['b1'][0]} {f['b1'][1]:.2f}x, batch {n} {f['bn'][0]} {f['bn'][1]:.2f}x" for f in fastest_rows(rows)]
     if fastest:
         notes += ["", f"fastest of the other rows vs {base_name}:"] + fastest
-    return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(line) for line in cells[1:]]
-                     + [""] + notes)
+    return "\n".join(table + [""] + notes)
+
+
+def _aligned(cols, rows, cell) -> list:
+    """Lines of a table: a header of `cols` ((key, header, format)), a rule, then `cell(row, key, format)` per row;
+    model and format left-aligned, the rest right-aligned."""
+    cells = [[h for _, h, _ in cols]] + [[cell(r, k, f) for k, _, f in cols] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
+
+    def fmt(line):
+        return "  ".join(c.ljust(w) if k in ("model", "format") else c.rjust(w)
+                         for c, w, (k, _, _) in zip(line, widths, cols)).rstrip()
+
+    return [fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(line) for line in cells[1:]]

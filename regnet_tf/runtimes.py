@@ -9,8 +9,12 @@ Each runtime on its fastest setting for CPUs: TFLite through ai-edge-litert's in
 deprecated) with its default XNNPACK delegate; onnxruntime with every graph optimization; OpenVINO's CPU plugin with
 the latency hint, in float32 unless asked (its default on CPUs with bfloat16 units is bfloat16: ~5e-3 relative).
 A quantized input gets the pixels rounded half up (as the eval pipeline's uint8 view); a quantized output is
-dequantized with the sidecar's scale and zero point. A SavedModel directory runs its `serving_image_tensor`
-signature (uint8 pixels; its own crop, resize and normalization), for side-by-side timings.
+dequantized with the sidecar's scale and zero point. ``micro_batch=m`` runs a larger batch as consecutive calls of at
+most m images (the same logits): on a CPU a small batch can keep its activations in cache, and XNNPACK ran
+EfficientNet-B0's batch of 16 1.2x faster in calls of 2 images, on 1 and on 2 threads here (docs/SPEED.md,
+"Micro-batches"; `launch/benchmark.py --formats ... --micro_batch 1,2,4,8` finds the best size for a machine).
+A SavedModel directory runs its `serving_image_tensor` signature (uint8 pixels; its own crop, resize and
+normalization), for side-by-side timings.
 """
 
 from __future__ import annotations
@@ -56,25 +60,48 @@ def read_sidecar(path):
         return json.load(f)
 
 
-def load(path, threads=None, info=None, precision="f32"):
+def load(path, threads=None, info=None, precision="f32", micro_batch=None):
     """A runner for an exported file: `runner(pixels [B, S, S, 3], 0-255) -> float32 logits [B, K]`.
 
     `threads`: the runtime's intra-op threads (None: its default). `info`: the sidecar (default: read it).
     `precision` (OpenVINO): "f32" (default: within 1e-4 of Keras) or "bf16"/"f16" (the CPU plugin's faster
-    default on CPUs with bfloat16 units, ~5e-3 relative). A SavedModel directory runs its `serving_image_tensor`
-    signature (uint8 pixels, with its own crop and resize).
+    default on CPUs with bfloat16 units, ~5e-3 relative). `micro_batch`: run a batch of more images as consecutive
+    calls of at most this many (None: one call; module docstring). A SavedModel directory runs its
+    `serving_image_tensor` signature (uint8 pixels, with its own crop and resize).
     """
+    micro_batch = check_micro_batch(micro_batch)
     path = os.fspath(path)
     if os.path.isdir(path):
-        return SavedModelRunner(path, threads)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found")
-    info = info or read_sidecar(path)
-    kind = {".tflite": TFLiteRunner, ".onnx": ONNXRunner, ".xml": OpenVINORunner}.get(os.path.splitext(path)[1])
-    if kind is None:
-        raise ExportError(f"{path}: not an exported file (.tflite, .onnx, OpenVINO .xml or a SavedModel directory)")
-    check_tools(info.get("format") or kind.fmt)
-    return kind(path, info, threads, precision)
+        runner = SavedModelRunner(path, threads)
+    else:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} not found")
+        info = info or read_sidecar(path)
+        kind = {".tflite": TFLiteRunner, ".onnx": ONNXRunner, ".xml": OpenVINORunner}.get(os.path.splitext(path)[1])
+        if kind is None:
+            raise ExportError(f"{path}: not an exported file (.tflite, .onnx, OpenVINO .xml or a SavedModel "
+                              "directory)")
+        check_tools(info.get("format") or kind.fmt)
+        runner = kind(path, info, threads, precision)
+    runner.micro_batch = micro_batch
+    return runner
+
+
+def check_micro_batch(size):
+    """`size` as a positive int, or None; a one-line ValueError otherwise."""
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"micro_batch must be a positive number of images or None; got {size!r}")
+    return int(size)
+
+
+def in_micro_batches(run, images, size=None):
+    """`run(images)` computed as consecutive calls on at most `size` images each, the outputs concatenated: the same
+    values as one call. None, or a size of at least the batch: one call."""
+    if size is None or len(images) <= size:
+        return run(images)
+    return np.concatenate([run(images[i:i + size]) for i in range(0, len(images), size)])
 
 
 class Runner:
@@ -84,10 +111,12 @@ class Runner:
 
     def __init__(self, path, info, threads=None, precision="f32"):
         self.path, self.info, self.threads, self.precision = path, info, threads, precision
-        self.input_dtype, self.output_quantization = np.float32, None
+        self.input_dtype, self.output_quantization, self.micro_batch = np.float32, None, None
 
     def __call__(self, images):
-        images = np.asarray(images)
+        return in_micro_batches(self._logits, np.asarray(images), self.micro_batch)
+
+    def _logits(self, images):
         if self.input_dtype == np.uint8 and images.dtype != np.uint8:
             images = np.clip(np.floor(images.astype(np.float32) + 0.5), 0, 255)  # round half up, as the pipeline
         out = np.asarray(self._run(np.ascontiguousarray(images, self.input_dtype)))

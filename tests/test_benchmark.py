@@ -48,7 +48,7 @@ def cli_runs():
     if _has_export_tools():  # export in this process, time in a child process with 1 thread
         procs["formats"] = _start(SCRIPT, "--model", "regnetx_002", "--resolution", "32", "--batch", "2",
                                   "--rounds", "1", "--steps", "1", "--warmup", "1", "--latency_steps", "1",
-                                  "--threads", "1", "--formats", "saved_model,tflite,onnx")
+                                  "--threads", "1", "--formats", "saved_model,tflite,onnx", "--micro_batch", "1")
     results = {}
 
     def result(key):  # waits for that process: (returncode, stdout, stderr)
@@ -251,7 +251,7 @@ def test_cli_formats_table(cli_runs):
     lines = out.splitlines()
     assert lines[0].startswith("TensorFlow ") and "onnxruntime" in lines[1]
     header = next(i for i, line in enumerate(lines) if line.startswith("model "))
-    for column in ("format", "threads", "b1 median ms", "b1 p90 ms", "b2 images/s", "b1 vs saved_model",
+    for column in ("format", "threads", "b1 median ms", "b1 p90 ms", "b2 images/s", "b2 as", "b1 vs saved_model",
                    "b2 vs saved_model", "rel diff"):
         assert column in lines[header]
     body = [line.split() for line in lines[header + 2:header + 5]]
@@ -296,6 +296,41 @@ def test_time_runners_alternate(formats_bench):
         "timing a: round 1/2", "timing b: round 1/2", "timing a: round 2/2", "timing b: round 2/2"]
 
 
+def test_time_runners_micro_batches(formats_bench):
+    """Each size below the batch is warmed up once and timed per round after the whole batch, as consecutive calls
+    whose outputs are concatenated; a size of at least the batch is the whole batch."""
+    calls = []
+
+    def run(x):
+        calls.append(len(x))
+        return np.asarray(x[:, 0, 0, :1], np.float32)  # each image's first pixel: shows the order is kept
+
+    pixels = np.arange(5)[:, None, None, None] * np.ones((5, 2, 2, 3), np.uint8)
+    out = formats_bench.time_runners({"a": (run, np.float32)}, pixels, rounds=2, steps=1, latency_steps=1, warmup=1,
+                                     micro_batches=(2, 1, 2, 8))
+    sizes_1_and_2 = [1] * 5 + [2, 2, 1]
+    assert calls == [5, 1] + sizes_1_and_2 + 2 * ([1, 5] + sizes_1_and_2)  # warm-up, then 2 rounds
+    assert sorted(out["a"]["micro_batch_ms"]) == [1, 2]
+    assert all(len(v) == 2 for v in out["a"]["micro_batch_ms"].values()) and len(out["a"]["batch_ms"]) == 2
+    assert out["a"]["output"].ravel().tolist() == [0, 1, 2, 3, 4]
+    from regnet_tf.runtimes import in_micro_batches
+
+    assert in_micro_batches(run, pixels, 2).ravel().tolist() == [0, 1, 2, 3, 4]
+    assert [len(in_micro_batches(run, pixels[:k], m)) for k, m in ((5, None), (5, 5), (5, 9), (1, 1))] == [5, 5, 5, 1]
+
+
+def test_fastest_way(formats_bench):
+    assert formats_bench.fastest_way([10, 12, 11], {1: [20, 20], 2: [5, 6, 9]}, 4) == (2, [5, 6, 9])
+    assert formats_bench.fastest_way([3, 4, 5], {1: [20, 20], 2: [5, 6, 9]}, 4) == (4, [3, 4, 5])
+    assert formats_bench.fastest_way([6, 6], {2: [6, 6]}, 4) == (4, [6, 6])  # a tie: the larger calls
+    assert formats_bench.fastest_way([6, 6], {}, 4) == (4, [6, 6])
+    assert formats_bench.check_micro_batches(["4", "1", " 2", "4", ""]) == (1, 2, 4)
+    assert formats_bench.check_micro_batches([]) == ()
+    for bad in (["0"], ["two"], ["-1", "2"]):
+        with pytest.raises(ValueError, match="micro-batch sizes must be positive integers"):
+            formats_bench.check_micro_batches(bad)
+
+
 def test_format_ratios_and_table(formats_bench):
     def row(fmt, ms, ips, threads=1):
         return {"model": "m", "format": fmt, "threads": threads, "resolution": 32, "batch": 8, "latency_ms": ms,
@@ -316,6 +351,20 @@ def test_format_ratios_and_table(formats_bench):
         {"model": "m", "threads": 1, "b1": ("tflite", 4.0), "bn": ("keras_folded", 1.25)}]
     assert lines[-2:] == ["fastest of the other rows vs timm's fastest:",
                           "m, 1 thread: batch 1 tflite 4.00x, batch 8 keras_folded 1.25x"]
+    assert "b8 as" not in lines[0] and not any(line.startswith("b8 images/s: ") for line in lines)
+    # with micro-batches timed: how each row ran its batch of 8, and a note saying what the column means
+    rows[0].update(micro_batch=8, images_per_s_by_micro_batch={"2": 20.0, "8": 50.0})
+    rows[4].update(micro_batch=2, images_per_s_by_micro_batch={"2": 45.0, "8": 30.0})
+    rows[2].update(micro_batch=3, images_per_s_by_micro_batch={"3": 40.0, "8": 39.0})
+    lines = formats_bench.format_formats_table(rows).splitlines()
+    end = lines[0].index("b8 as") + len("b8 as")  # right-aligned: every cell ends where the header does
+    assert [line[:end].rsplit("  ", 1)[1].strip() for line in lines[2:7]] == ["1 call", "-", "3 x 3", "-", "4 x 2"]
+    assert ("b8 images/s: each row's fastest way to run the batch of 8, one call or consecutive calls of 2, 3 "
+            "images (b8 as: calls x images), timm's rows included") in lines
+    i = lines.index("b8 images/s by how the batch ran (calls x images):")  # and the rate of every way
+    assert lines[i + 1].split() == ["model", "format", "threads", "1", "call", "3", "x", "3", "4", "x", "2"]
+    assert lines[i + 3].split() == ["m", "keras_folded", "1", "50.0", "-", "20.0"]
+    assert lines[i + 4].split() == ["m", "timm_nchw", "1", "-", "-", "-"]
 
 
 def test_run_formats_keras_rows(formats_bench):
@@ -324,11 +373,14 @@ def test_run_formats_keras_rows(formats_bench):
 
     spec = AnyNetSpec(ds=(1, 1), ws=(8, 16), gs=(4, 4), block="Y", se_ratio=0.25, stem_w=8)  # grouped convs, SE
     rows = formats_bench.run_formats([spec], ["keras", "keras_folded", "keras_frozen"], resolution=32, batch=2,
-                                     rounds=1, steps=1, latency_steps=2, warmup=1, log=lambda note: None)
+                                     rounds=1, steps=1, latency_steps=2, warmup=1, micro_batches=(1,),
+                                     log=lambda note: None)
     assert [(r["model"], r["format"], r["batch"], r["resolution"]) for r in rows] == [
         ("anynet", "keras", 2, 32), ("anynet", "keras_folded", 2, 32), ("anynet", "keras_frozen", 2, 32)]
     for r in rows:
         assert 0 < r["latency_ms"] <= r["latency_p90_ms"] and r["images_per_s"] > 0 and r["baseline"] == "keras"
+        ways = r["images_per_s_by_micro_batch"]  # the batch of 2 as one call and as two calls of 1: the faster
+        assert set(ways) == {"1", "2"} and r["images_per_s"] == max(ways.values()) == ways[str(r["micro_batch"])]
     assert rows[0]["b1_vs"] == rows[0]["bn_vs"] == 1.0 and rows[0]["max_rel_diff"] < 1e-6  # eager vs tf.function
     assert rows[1]["max_rel_diff"] < 1e-4 and rows[2]["max_rel_diff"] < 1e-4  # folding and freezing keep the logits
     macs = complexity(spec, 32)["flops"]  # GFLOP/s from the papers' count, against one matmul peak per process
@@ -338,7 +390,7 @@ def test_run_formats_keras_rows(formats_bench):
     lines = formats_bench.format_formats_table(rows).splitlines()
     assert "b2 GFLOP/s" in lines[0] and "% peak" in lines[0]
     gflops, peak = rows[0]["gflops"], rows[0]["peak_gflops"]
-    assert lines[2].split()[8:10] == [f"{gflops:.0f}", f"{100 * gflops / peak:.0f}%"]
+    assert lines[2].split()[8:10] == [f"{gflops:.0f}", f"{100 * gflops / peak:.0f}%"] and "b2 as" in lines[0]
     assert any(line.startswith("GFLOP/s: 2 x multiply-adds") and "GFLOP/s at default threads" in line for line in lines)
 
 

@@ -110,6 +110,17 @@ def test_float16_and_split_grouped_convolutions_match_keras(exported, fmt, toler
     assert relative(runtimes.load(paths[fmt])(images), ref[:, :CLASSES]) <= tolerance
 
 
+def test_micro_batches_give_the_same_logits(exported):
+    _, paths, images, _ = exported
+    whole = runtimes.load(paths["tflite"])(images)
+    runner = runtimes.load(paths["tflite"], micro_batch=2)
+    np.testing.assert_allclose(runner(images), whole, rtol=0, atol=1e-5)  # 3 images: calls of 2 and 1
+    assert runner.micro_batch == 2 and runner.batch == 1  # the interpreter's last input: the call of 1
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="micro_batch must be a positive number of images or None"):
+            runtimes.load(paths["tflite"], micro_batch=bad)
+
+
 def test_tflite_runs_on_builtin_kernels_where_xnnpack_refuses_a_file(exported):
     _, paths, images, _ = exported
     runner = runtimes.load(paths["tflite"])

@@ -65,6 +65,8 @@ def _define_format_flags():
     flags.DEFINE_list("threads", ["1", "2"], "With --formats: thread counts, each timed in its own process "
                       "(TensorFlow's intra/inter-op threads and each runtime's thread option).")
     flags.DEFINE_integer("latency_steps", 10, "With --formats: timed batch-1 calls per round and format.")
+    flags.DEFINE_list("micro_batch", [], "With --formats: also time the batch-N throughput as consecutive calls of "
+                      "these sizes (e.g. 1,2,4,8), for every row, timm's included; each row reports its fastest way.")
     flags.DEFINE_enum("grouped_conv", "native", fbench.GROUPED_CONV, "With --formats: file exports with native "
                       "grouped convolutions, split into plain convolutions (label +split), or both.")
     flags.DEFINE_boolean("fold_batch_norm", True, "With --formats: fold BatchNormalization in the file exports.")
@@ -106,10 +108,12 @@ def _main_formats(models):
     compare = list(dict.fromkeys(FLAGS.compare))
     # pure Python: one-line errors before TensorFlow loads
     formats, threads, baseline = fbench.check_format_options(FLAGS.formats, compare, FLAGS.threads, FLAGS.baseline)
+    micro_batches = fbench.check_micro_batches(FLAGS.micro_batch)
     batch = FLAGS.batch or 32
     if FLAGS.child_export_dirs:  # a child: time one thread count
         rows = fbench.time_exports(FLAGS.child_export_dirs, threads[0], batch, FLAGS.rounds, FLAGS.steps,
-                                  FLAGS.latency_steps, FLAGS.warmup, compare, log=_log, progress=_progress)
+                                  FLAGS.latency_steps, FLAGS.warmup, compare, micro_batches, log=_log,
+                                  progress=_progress)
         with open(FLAGS.child_rows, "w", encoding="utf-8") as f:
             json.dump(rows, f)
         return
@@ -120,17 +124,18 @@ def _main_formats(models):
         dirs = fbench.export_models(models, formats, root, FLAGS.resolution, FLAGS.grouped_conv,
                                    FLAGS.fold_batch_norm, FLAGS.calibration_images, log=_log)
         for n in threads:
-            rows += _child(dirs, n, formats, compare, batch, root)
+            rows += _child(dirs, n, formats, compare, batch, micro_batches, root)
     fbench.add_format_ratios(rows, baseline)
     print(fbench.format_formats_table(rows))
 
 
-def _child(dirs, threads, formats, compare, batch, root):
+def _child(dirs, threads, formats, compare, batch, micro_batches, root):
     """Rows of this command re-run with one thread count on the exported `dirs` (its output passes through)."""
     out = os.path.join(root, f"rows-{threads}.json")
     args = [f"--model={','.join(FLAGS.model)}", f"--formats={','.join(formats)}", f"--threads={threads}",
             f"--batch={batch}", f"--rounds={FLAGS.rounds}", f"--steps={FLAGS.steps}", f"--warmup={FLAGS.warmup}",
-            f"--latency_steps={FLAGS.latency_steps}", f"--child_export_dirs={','.join(dirs)}", f"--child_rows={out}"]
+            f"--latency_steps={FLAGS.latency_steps}", f"--micro_batch={','.join(map(str, micro_batches))}",
+            f"--child_export_dirs={','.join(dirs)}", f"--child_rows={out}"]
     args += [f"--compare={c}" for c in compare] + (["--verbose"] if FLAGS.verbose else [])
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = fbench.timing_environment(compare, dict(
