@@ -24,8 +24,9 @@ on the built-in demo data, then times every format in alternating rounds: batch-
 --rounds x --latency_steps calls) and batch-N throughput (--steps calls per round), warm-up excluded, each thread
 count of --threads (default 1,2) in its own child process. --grouped_conv native|split|both exports grouped
 convolutions as they are and/or split (rows "+split"); --nofold_batch_norm keeps BatchNormalization in the files.
---compare timm adds timm's model in PyTorch (NCHW and channels_last; needs torch and timm). The ratio columns
-compare with --baseline (default: timm's faster row with --compare timm, else keras, else saved_model).
+--compare timm adds timm's model in PyTorch (NCHW, channels_last, and torch.compile, which needs a C++ compiler; needs
+torch and timm). The ratio columns compare with --baseline (default: timm's fastest row with --compare timm, else
+keras, else saved_model).
 """
 
 from regnet_tf.cli.benchmark import run

@@ -20,17 +20,18 @@ percentile over all rounds), and `steps` batch-B calls (images/s from the median
 timed. With `micro_batches` each runner's batch-B throughput is also timed as consecutive calls of those sizes, and
 its row reports the fastest way (on a CPU a small batch can keep its activations in cache). Every runner gets the
 same random uint8 pixels [B, S, S, 3] (0-255; normalization is inside every format) converted once to its input
-dtype, and returns numpy logits. `compare=["timm"]` adds timm's model of the same name in PyTorch (NCHW and
-channels_last). The ratio columns compare each row with a baseline format of the same model and thread count
-(`add_format_ratios`). The GFLOP/s column is the batch-B throughput in flops (2 per multiply-add of
-`regnet_tf.zoo.complexity`, the papers' count), and "% peak" divides it by `dense_peak_gflops`, a large float32
-matmul timed in the same process at the same thread count: how close each runtime gets to what this CPU computes at
-all, which bounds every ratio between runtimes. TensorFlow's thread count is fixed at its first op
+dtype, and returns numpy logits. `compare=["timm"]` adds timm's model of the same name in PyTorch (NCHW,
+channels_last, and channels_last under torch.compile). The ratio columns compare each row with a baseline format of
+the same model and thread count (`add_format_ratios`). The GFLOP/s column is the batch-B throughput in flops (2 per
+multiply-add of `regnet_tf.zoo.complexity`, the papers' count), and "% peak" divides it by `dense_peak_gflops`, a
+large float32 matmul timed in the same process at the same thread count: how close each runtime gets to what this
+CPU computes at all, which bounds every ratio between runtimes. TensorFlow's thread count is fixed at its first op
 in a process: the CLI times each thread count in a child process of its own.
 """
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import os
@@ -48,7 +49,9 @@ SAVED_MODELS = ("saved_model", "saved_model_unfolded")
 OPENVINO_BF16 = "openvino_bf16"
 FORMATS = KERAS_FORMATS + deploy.FORMATS + ("saved_model_unfolded", OPENVINO_BF16)
 TIMM = "timm"
-TIMM_ROWS = ("timm_nchw", "timm_channels_last")  # the two memory formats timm is timed in
+TIMM_COMPILED = "timm_compiled"
+MAX_COMPILED_SIZES = 64  # batch sizes timm_compiled compiles a graph for (one per size, micro-batches included)
+TIMM_ROWS = ("timm_nchw", "timm_channels_last", TIMM_COMPILED)  # timm eager in two memory formats, and compiled
 TIMM_NAMES = {"resnet_rs_50": "resnetrs50"}  # timm's name where it is not ours
 GROUPED_CONV = ("native", "split", "both")
 SPLIT = "+split"  # label suffix of a file exported with grouped_conv="split"
@@ -76,6 +79,8 @@ FORMAT_NOTES = {
     OPENVINO_BF16: "OpenVINO CPU plugin, bf16 precision hint (its default on bf16 CPUs): LESS EXACT (~1e-2)",
     "timm_nchw": "timm in PyTorch, eval(), torch.inference_mode(), NCHW (launch/benchmark.py: THP_MEM_ALLOC_ENABLE=1)",
     "timm_channels_last": "the same in channels_last memory format",
+    TIMM_COMPILED: "timm_channels_last under torch.compile (Inductor, freezing: weights as constants, BatchNorm "
+                   "folded; one compile per batch size, at warm-up): PyTorch's fastest CPU inference path",
 }
 
 
@@ -294,7 +299,7 @@ def load_runners(out_dir, manifest, threads=None, compare=(), log=print) -> dict
             runner = runtimes.load(entry["path"], threads=threads, precision=entry.get("precision", "f32"))
             runners[label] = (runner, runner.input_dtype)
     if TIMM in compare:
-        runners.update(timm_runners(manifest["model"], threads, log))
+        runners.update(timm_runners(manifest["model"], res, threads, log))
     return runners
 
 
@@ -336,10 +341,12 @@ def timing_environment(compare, environ) -> dict:
     return env
 
 
-def timm_runners(name, threads=None, log=print) -> dict:
-    """{"timm_nchw", "timm_channels_last"}: (runner, float32) of timm's `name` (random init, eval(),
-    torch.inference_mode()); a runner takes the same NHWC 0-255 pixels and normalizes them in PyTorch. {} with a
-    note when torch or timm is missing or timm has no such model."""
+def timm_runners(name, resolution, threads=None, log=print) -> dict:
+    """{label: (runner, float32)} for `TIMM_ROWS`: timm's `name` (one random init for every row, eval(),
+    torch.inference_mode()) in NCHW, in channels_last, and channels_last under torch.compile (`_compiled`: its first
+    compile runs here, at batch 1 and `resolution`; the row is left out with a note where it cannot compile). A
+    runner takes the same NHWC 0-255 pixels and normalizes them in PyTorch. {} with a note when torch or timm is
+    missing or timm has no such model."""
     if not import_timm():
         log(f"note: --compare timm needs torch and timm (pip install torch timm); skipping timm {name}")
         return {}
@@ -356,18 +363,56 @@ def timm_runners(name, threads=None, log=print) -> dict:
 
     scale = torch.tensor([1 / (255 * s) for s in STD_RGB]).view(1, 3, 1, 1)
     offset = torch.tensor([-m / s for m, s in zip(MEAN_RGB, STD_RGB)]).view(1, 3, 1, 1)
+    base = timm.create_model(timm_name, pretrained=False, num_classes=1000).eval()
     runners = {}
-    for label, memory_format in zip(TIMM_ROWS, (torch.contiguous_format, torch.channels_last)):
-        model = timm.create_model(timm_name, pretrained=False, num_classes=1000).eval()
-        model = model.to(memory_format=memory_format)
+    for label, memory_format in zip(TIMM_ROWS, (torch.contiguous_format, torch.channels_last, torch.channels_last)):
+        model = copy.deepcopy(base).to(memory_format=memory_format)  # the same weights in every row
+        forward = lambda x, model=model: model(x * scale + offset)  # noqa: E731
+        if label == TIMM_COMPILED:
+            forward = _compiled(forward, (1, 3, resolution, resolution), f"timm {timm_name}", log)
+            if forward is None:
+                continue
 
-        def run(pixels, model=model, memory_format=memory_format):
+        def run(pixels, forward=forward, memory_format=memory_format):
             with torch.inference_mode():
                 x = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
-                return model(x * scale + offset).numpy()
+                return forward(x).numpy()
 
         runners[label] = (run, np.float32)
     return runners
+
+
+def _compiled(forward, shape, what, log):
+    """`forward` under torch.compile, as PyTorch runs CPU inference fastest: Inductor with freezing (weights become
+    constants, so BatchNorm folds into the convolution and oneDNN keeps its own weight layout) and dynamic=False (a
+    graph specialized to each batch size, compiled at that size's first call), after a first call on zeros of
+    `shape`. None with a note naming `what` when that call fails (torch.compile needs a C++ compiler on the CPU).
+
+    TorchDynamo keeps at most `recompile_limit` (8) graphs per Python function and then runs it uncompiled, without
+    a word; every model's runner compiles the same function, a graph per batch size. So this first drops every graph
+    torch.compile holds in this process (`torch.compiler.reset`: the benchmark times one model's rows before it
+    builds the next), and its calls allow `MAX_COMPILED_SIZES` graphs and fail beyond them rather than run eager."""
+    import torch
+    from torch._dynamo import config as dynamo
+    from torch._inductor import config as inductor
+
+    torch.compiler.reset()
+    compiled = torch.compile(forward, dynamic=False)
+
+    def run(x):
+        # read when a batch size compiles, so set here rather than process-wide
+        with inductor.patch(freezing=True), dynamo.patch(recompile_limit=MAX_COMPILED_SIZES,
+                                                         fail_on_recompile_limit_hit=True):
+            return compiled(x)
+
+    try:
+        with torch.inference_mode():
+            run(torch.zeros(shape).contiguous(memory_format=torch.channels_last))
+    except Exception as e:  # torch._dynamo wraps the compiler's own errors: any of them means "cannot compile here"
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
+        log(f"note: torch.compile failed for {what} ({type(e).__name__}: {reason}); skipping {TIMM_COMPILED}")
+        return None
+    return run
 
 
 # --- timing

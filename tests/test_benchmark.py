@@ -1,5 +1,7 @@
 """Benchmark library and CLI (tiny model, 32x32, one step per round: fast; they check behaviour, not speed)."""
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -417,6 +419,60 @@ def test_export_model_gives_batch_norm_trained_statistics(formats_bench, tmp_pat
     biases = [layer.bias.numpy() for layer in all_layers(fold_batch_norm(model))
               if isinstance(layer, keras.layers.Conv2D) and "se_" not in layer.name]
     assert biases and all(np.abs(b).min() > 0 for b in biases)
+
+
+def test_timm_compiled_is_one_of_timms_rows(formats_bench):
+    rows = [{"model": "m", "format": f, "threads": 1, "latency_ms": ms, "images_per_s": ips}
+            for f, ms, ips in [("keras_frozen", 10.0, 50.0), ("timm_channels_last", 20.0, 30.0),
+                               ("timm_compiled", 12.5, 40.0)]]
+    formats_bench.add_format_ratios(rows, "timm")  # "timm's fastest" is the compiled row on both measures here
+    assert (rows[0]["b1_vs"], rows[0]["bn_vs"]) == (1.25, 1.25)
+
+
+TIMM_ROWS_CHECK = """
+import json, sys
+import numpy as np
+from regnet_tf import benchmark_formats as bf
+assert bf.import_timm()  # before TensorFlow
+import torch
+notes = []
+pixels = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3)).astype(np.float32)
+runners = bf.timm_runners("regnetx_002", 32, 1, notes.append)
+out = {label: run(pixels[:3]) for label, (run, _) in runners.items()}
+diffs = {label: float(np.abs(o - out["timm_nchw"]).max() / np.abs(out["timm_nchw"]).max()) for label, o in out.items()}
+for b in (2, 4, 5):  # a graph per batch size: 5 of this model
+    runners["timm_compiled"][0](pixels[:b])
+# a second model's 5 graphs of the same Python function: TorchDynamo would run it uncompiled after 8. Compiled,
+# BatchNorm is folded: the logits differ from eager's in the last bits.
+second = bf.timm_runners("regnety_002", 32, 1, notes.append)
+compiled, eager = second["timm_compiled"][0], second["timm_channels_last"][0]
+sizes = [(float(np.abs(compiled(pixels[:b]) - eager(pixels[:b])).max() / np.abs(eager(pixels[:b])).max()))
+         for b in range(1, 6)]
+def no_compiler(*args, **kwargs):
+    def fail(*a, **k):
+        raise RuntimeError("no working C++ compiler found")
+    return fail
+torch.compile = no_compiler
+failed = []
+left = bf.timm_runners("regnetx_002", 32, 1, failed.append)
+print(json.dumps({"diffs": diffs, "sizes": sizes, "notes": notes, "left": sorted(left), "failed": failed}))
+"""
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("timm", "torch")),
+                    reason="needs timm and torch: pip install 'regnet-tf[timm]'")
+def test_timm_rows_share_weights_and_compiled_computes_the_same_logits():
+    # A process of its own: timm has to load before TensorFlow (benchmark_formats.import_timm).
+    result = subprocess.run([sys.executable, "-c", TIMM_ROWS_CHECK], cwd=REPO, capture_output=True, text=True,
+                            timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(got["diffs"]) == ["timm_channels_last", "timm_compiled", "timm_nchw"] and not got["notes"]
+    assert got["diffs"]["timm_channels_last"] <= 1e-5 and got["diffs"]["timm_compiled"] <= 1e-4  # one set of weights
+    assert all(0 < d <= 1e-4 for d in got["sizes"])  # every batch size ran compiled (eager would give 0)
+    assert got["left"] == ["timm_channels_last", "timm_nchw"]  # cannot compile: the row is left out, with one note
+    assert got["failed"] == ["note: torch.compile failed for timm regnetx_002 (RuntimeError: no working C++ compiler "
+                             "found); skipping timm_compiled"]
 
 
 def test_timing_environment_gives_timm_huge_pages(formats_bench):
