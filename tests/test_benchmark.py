@@ -435,6 +435,7 @@ import numpy as np
 from regnet_tf import benchmark_formats as bf
 assert bf.import_timm()  # before TensorFlow
 import torch
+torch.manual_seed(0)  # timm's random init
 notes = []
 pixels = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3)).astype(np.float32)
 runners = bf.timm_runners("regnetx_002", 32, 1, notes.append)
