@@ -51,9 +51,9 @@ setup(
         # install it: its equivalence tests run from committed fixtures. torch 2.14.1 installs from the registry here.
         "timm": ["torch", "timm"],
         # Exports and their runtimes (regnet_tf.deploy, docs/DEPLOY.md: the verified versions): TFLite through
-        # ai-edge-litert's interpreter, ONNX through tf2onnx + onnxruntime, OpenVINO (Keras's OpenVINO export imports
-        # scipy). CI installs it; tests/test_deploy.py skips without it.
-        "export": ["ai-edge-litert>=2.0", "tf2onnx>=1.17", "onnxruntime>=1.20", "openvino>=2025.0", "scipy"],
+        # ai-edge-litert's interpreter, ONNX through tf2onnx + onnxruntime, OpenVINO through its TensorFlow frontend.
+        # CI installs it; tests/test_deploy.py skips without it.
+        "export": ["ai-edge-litert>=2.0", "tf2onnx>=1.17", "onnxruntime>=1.20", "openvino>=2025.0"],
         # Plots of design-space sweeps, the speed study and collected results (analyze_sweep, speed_study, collect);
         # the sampling, timing and statistics import without it.
         "plot": ["matplotlib"],

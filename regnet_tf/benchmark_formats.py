@@ -75,7 +75,7 @@ FORMAT_NOTES = {
     "tflite_fp16": "float16 weights, XNNPACK",
     "tflite_int8": "full-integer int8, calibrated on the demo data's images (eval view); less exact",
     "onnx": "onnxruntime CPU, ORT_ENABLE_ALL graph optimizations",
-    "openvino": "OpenVINO CPU plugin, float32 precision hint (matches Keras to 1e-4)",
+    "openvino": "OpenVINO CPU plugin, float32 precision hint (matches Keras to 1e-4), compiled per batch size",
     OPENVINO_BF16: "OpenVINO CPU plugin, bf16 precision hint (its default on bf16 CPUs): LESS EXACT (~1e-2)",
     "timm_nchw": "timm in PyTorch, eval(), torch.inference_mode(), NCHW (launch/benchmark.py: THP_MEM_ALLOC_ENABLE=1)",
     "timm_channels_last": "the same in channels_last memory format",

@@ -18,10 +18,12 @@
 - has a sidecar `<file>.json`: format, image size, input and output dtypes and quantization, the eval crop and
   resize the pixels must go through, the class names, versions, and the check below. `runtimes.load` reads it.
 
-Conversions use Keras's own `model.export(format=...)`: "litert" (TFLite converter, builtin ops only, so the file
-runs without the Flex delegate), "onnx" (tf2onnx, opset 17) and "openvino" (OpenVINO's TensorFlow frontend; its
-ONNX frontend gave wrong outputs for our grouped convolutions, docs/DEPLOY.md). int8 is full-integer quantization
-calibrated on the caller's images (the eval view of real data: `calibration_images`), never on random noise.
+Conversions use Keras's own `model.export(format=...)` for "litert" (TFLite converter, builtin ops only, so the
+file runs without the Flex delegate) and "onnx" (tf2onnx, opset 17). "openvino" converts the same traced function
+with OpenVINO's TensorFlow frontend directly (`_export_openvino`: Keras's export keeps an extra output per SiLU), not
+through ONNX (OpenVINO's ONNX frontend gave wrong outputs for our grouped convolutions, docs/DEPLOY.md). int8 is
+full-integer quantization calibrated on the caller's images (the eval view of real data: `calibration_images`),
+never on random noise.
 
 Each export is checked before it is kept: the file runs on `CHECK_IMAGES` images (the first calibration images, or
 seeded random pixels) and its logits are compared with the Keras model's: float32 formats must agree within
@@ -106,7 +108,8 @@ def export_file(model, export_dir, fmt, *, image_size, preprocessing=None, class
         check = _check(fmt, staged, pixels_model, images, model.name)
         info = {"format": fmt, "file": os.path.basename(path), "model": model.name, "image_size": image_size,
                 "num_classes": config["num_classes"], "input": None, "output": None,
-                "preprocessing": {**preprocessing_info(config), "normalized_inside": True}, "class_names": list(class_names) if class_names else None,
+                "preprocessing": {**preprocessing_info(config), "normalized_inside": True},
+                "class_names": list(class_names) if class_names else None,
                 "inference": notes, "calibration_images": None if calibration is None else len(calibration),
                 "check": check, "versions": tool_versions(fmt), "metadata": metadata}
         runner = load(staged, info=info)
@@ -196,13 +199,36 @@ def _convert(model, path, fmt, calibration, name):
                           inference_input_type=tf.uint8, inference_output_type=tf.int8)
     elif fmt == "onnx":
         kwargs = {"format": "onnx", "opset_version": 17}
-    else:
-        kwargs = {"format": "openvino"}
     try:
         with _quiet():
-            model.export(path, verbose=False, **kwargs)
+            if fmt == "openvino":
+                _export_openvino(model, path)
+            else:
+                model.export(path, verbose=False, **kwargs)
     except Exception as e:  # noqa: BLE001 - any converter failure becomes one line naming the operation
         raise ExportError(f"{name} cannot be exported as {fmt}: {_operation(e)}") from e
+
+
+def _export_openvino(model, path):
+    """`model` (one input, one output) as OpenVINO IR through OpenVINO's TensorFlow frontend, with its input named
+    "images" and its output "logits". Not Keras's ``model.export(format="openvino")``: converting the same traced
+    function, it keeps a Result for every ``tf.nn.silu`` (the custom gradient's IdentityN), 49 extra outputs for
+    EfficientNet-B0 that made the file 2.5x slower (docs/DEPLOY.md). Here only the function's output stays."""
+    import openvino as ov
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name="images")
+    function = tf.function(lambda images: model(images, training=False)).get_concrete_function(spec)
+    ov_model = ov.convert_model(function)
+    outputs = {t.name for t in function.outputs}
+    for result in ov_model.get_results():
+        if not result.input_value(0).get_names() & outputs:
+            ov_model.remove_result(result)
+    if len(ov_model.outputs) != 1:
+        raise ValueError(f"OpenVINO's converter gave {len(ov_model.outputs)} outputs for the model's 1")
+    ov_model.inputs[0].get_tensor().set_names({"images"})
+    ov_model.outputs[0].get_tensor().set_names({"logits"})
+    ov.save_model(ov_model, path, compress_to_fp16=False)
 
 
 def _operation(exc):
@@ -236,7 +262,7 @@ def _check(fmt, path, model, images, name):
     max abs logit) and top-1 agreement; ExportError past the format's tolerance."""
     ref = np.asarray(model(images, training=False))
     try:
-        runner = load(path, info={"format": fmt})
+        runner = load(path, info={"format": fmt, "image_size": images.shape[1]})
         out = runner(images)
     except Exception as e:  # noqa: BLE001 - a converter bug: the file exists but its runtime refuses it
         raise ExportError(f"the {fmt} export of {name} converts but does not run: {_operation(e)}") from e
