@@ -21,8 +21,10 @@ timed. With `micro_batches` each runner's batch-B throughput is also timed as co
 its row reports the fastest way (on a CPU a small batch can keep its activations in cache). Every runner gets the
 same random uint8 pixels [B, S, S, 3] (0-255; normalization is inside every format) converted once to its input
 dtype, and returns numpy logits. `compare=["timm"]` adds timm's model of the same name in PyTorch (NCHW,
-channels_last, and channels_last under torch.compile). The ratio columns compare each row with a baseline format of
-the same model and thread count (`add_format_ratios`). The GFLOP/s column is the batch-B throughput in flops (2 per
+channels_last, and channels_last under torch.compile; with a bf16 row of ours also that under autocast to bfloat16).
+The ratio columns compare each row with a baseline format of the same model and thread count (`add_format_ratios`;
+against timm, a bf16 row with timm's bf16 row), and the table ends with the fastest row of each precision that has
+a baseline of its own (`fastest_rows`). The GFLOP/s column is the batch-B throughput in flops (2 per
 multiply-add of `regnet_tf.zoo.complexity`, the papers' count), and "% peak" divides it by `dense_peak_gflops`, a
 large float32 matmul timed in the same process at the same thread count: how close each runtime gets to what this
 CPU computes at all, which bounds every ratio between runtimes. TensorFlow's thread count is fixed at its first op
@@ -52,6 +54,10 @@ TIMM = "timm"
 TIMM_COMPILED = "timm_compiled"
 MAX_COMPILED_SIZES = 64  # batch sizes timm_compiled compiles a graph for (one per size, micro-batches included)
 TIMM_ROWS = ("timm_nchw", "timm_channels_last", TIMM_COMPILED)  # timm eager in two memory formats, and compiled
+TIMM_COMPILED_BF16 = "timm_compiled_bf16"  # timm_compiled under autocast to bfloat16: timed beside our bf16 rows
+# What each row computes in, where not float32. A ratio against timm compares rows of one precision (bf16 with
+# timm_compiled_bf16); int8 and fp16 rows have no timm row of their own and are not among the fastest rows.
+PRECISIONS = {OPENVINO_BF16: "bf16", TIMM_COMPILED_BF16: "bf16", "tflite_int8": "int8", "tflite_fp16": "fp16"}
 TIMM_NAMES = {"resnet_rs_50": "resnetrs50"}  # timm's name where it is not ours
 GROUPED_CONV = ("native", "split", "both")
 SPLIT = "+split"  # label suffix of a file exported with grouped_conv="split"
@@ -81,6 +87,8 @@ FORMAT_NOTES = {
     "timm_channels_last": "the same in channels_last memory format",
     TIMM_COMPILED: "timm_channels_last under torch.compile (Inductor, freezing: weights as constants, BatchNorm "
                    "folded; one compile per batch size, at warm-up): PyTorch's fastest CPU inference path",
+    TIMM_COMPILED_BF16: "timm_compiled under torch.autocast to bfloat16 (timed when a bf16 row is): PyTorch's fastest "
+                        "bf16 path; LESS EXACT",
 }
 
 
@@ -276,8 +284,9 @@ def _export_files(model, fmt, out_dir, res, variants, fold, calibration, log):
 
 def load_runners(out_dir, manifest, threads=None, compare=(), log=print) -> dict:
     """{label: (runner(pixels) -> logits, input dtype)} for the manifest's entries (`regnet_tf.runtimes.load` for
-    files and SavedModels, a tf.function for the Keras rows) and the `compare` rows ("timm": `TIMM_ROWS`), plus
-    "reference": the Keras model called eagerly (for the relative difference)."""
+    files and SavedModels, a tf.function for the Keras rows) and the `compare` rows ("timm": `TIMM_ROWS`, and
+    `TIMM_COMPILED_BF16` when a bf16 row of ours is timed), plus "reference": the Keras model called eagerly (for
+    the relative difference)."""
     import keras
 
     from regnet_tf import runtimes
@@ -299,7 +308,8 @@ def load_runners(out_dir, manifest, threads=None, compare=(), log=print) -> dict
             runner = runtimes.load(entry["path"], threads=threads, precision=entry.get("precision", "f32"))
             runners[label] = (runner, runner.input_dtype)
     if TIMM in compare:
-        runners.update(timm_runners(manifest["model"], res, threads, log))
+        bf16 = any(precision(label) == "bf16" for label in runners)
+        runners.update(timm_runners(manifest["model"], res, threads, log, bf16=bf16))
     return runners
 
 
@@ -341,10 +351,11 @@ def timing_environment(compare, environ) -> dict:
     return env
 
 
-def timm_runners(name, resolution, threads=None, log=print) -> dict:
+def timm_runners(name, resolution, threads=None, log=print, bf16=False) -> dict:
     """{label: (runner, float32)} for `TIMM_ROWS`: timm's `name` (one random init for every row, eval(),
     torch.inference_mode()) in NCHW, in channels_last, and channels_last under torch.compile (`_compiled`: its first
-    compile runs here, at batch 1 and `resolution`; the row is left out with a note where it cannot compile). A
+    compile runs here, at batch 1 and `resolution`; the row is left out with a note where it cannot compile); with
+    `bf16` also `TIMM_COMPILED_BF16`, the compiled row under torch.autocast to bfloat16 (float32 logits out). A
     runner takes the same NHWC 0-255 pixels and normalizes them in PyTorch. {} with a note when torch or timm is
     missing or timm has no such model."""
     if not import_timm():
@@ -364,39 +375,54 @@ def timm_runners(name, resolution, threads=None, log=print) -> dict:
     scale = torch.tensor([1 / (255 * s) for s in STD_RGB]).view(1, 3, 1, 1)
     offset = torch.tensor([-m / s for m, s in zip(MEAN_RGB, STD_RGB)]).view(1, 3, 1, 1)
     base = timm.create_model(timm_name, pretrained=False, num_classes=1000).eval()
+    torch.compiler.reset()  # the previous model's graphs (see _compiled)
     runners = {}
-    for label, memory_format in zip(TIMM_ROWS, (torch.contiguous_format, torch.channels_last, torch.channels_last)):
+    rows = TIMM_ROWS + ((TIMM_COMPILED_BF16,) if bf16 else ())
+    formats = (torch.contiguous_format, torch.channels_last, torch.channels_last, torch.channels_last)
+    for label, memory_format in zip(rows, formats):
         model = copy.deepcopy(base).to(memory_format=memory_format)  # the same weights in every row
         forward = lambda x, model=model: model(x * scale + offset)  # noqa: E731
-        if label == TIMM_COMPILED:
-            forward = _compiled(forward, (1, 3, resolution, resolution), f"timm {timm_name}", log)
+        if label == TIMM_COMPILED_BF16:
+            forward = lambda x, model=model: _in_bf16(model, x * scale + offset)  # noqa: E731
+        if label in (TIMM_COMPILED, TIMM_COMPILED_BF16):
+            forward = _compiled(forward, (1, 3, resolution, resolution), f"timm {timm_name}", log, label)
             if forward is None:
                 continue
 
         def run(pixels, forward=forward, memory_format=memory_format):
             with torch.inference_mode():
                 x = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
-                return forward(x).numpy()
+                return forward(x).float().numpy()
 
         runners[label] = (run, np.float32)
     return runners
 
 
-def _compiled(forward, shape, what, log):
+def _in_bf16(model, x):
+    """`model(x)` under torch.autocast to bfloat16 on the CPU (convolutions and matmuls in bf16), as PyTorch's users
+    run mixed precision; traced by torch.compile like any other context manager."""
+    import torch
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return model(x)
+
+
+def _compiled(forward, shape, what, log, label=TIMM_COMPILED):
     """`forward` under torch.compile, as PyTorch runs CPU inference fastest: Inductor with freezing (weights become
     constants, so BatchNorm folds into the convolution and oneDNN keeps its own weight layout) and dynamic=False (a
     graph specialized to each batch size, compiled at that size's first call), after a first call on zeros of
-    `shape`. None with a note naming `what` when that call fails (torch.compile needs a C++ compiler on the CPU).
+    `shape`. None with a note naming `what` and the row `label` when that call fails (torch.compile needs a C++
+    compiler on the CPU).
 
     TorchDynamo keeps at most `recompile_limit` (8) graphs per Python function and then runs it uncompiled, without
-    a word; every model's runner compiles the same function, a graph per batch size. So this first drops every graph
-    torch.compile holds in this process (`torch.compiler.reset`: the benchmark times one model's rows before it
-    builds the next), and its calls allow `MAX_COMPILED_SIZES` graphs and fail beyond them rather than run eager."""
+    a word; every model's runner compiles the same function, a graph per batch size. So `timm_runners` first drops
+    every graph torch.compile holds in this process (`torch.compiler.reset`: the benchmark times one model's rows
+    before it builds the next), and these calls allow `MAX_COMPILED_SIZES` graphs and fail beyond them rather than
+    run eager."""
     import torch
     from torch._dynamo import config as dynamo
     from torch._inductor import config as inductor
 
-    torch.compiler.reset()
     compiled = torch.compile(forward, dynamic=False)
 
     def run(x):
@@ -410,7 +436,7 @@ def _compiled(forward, shape, what, log):
             run(torch.zeros(shape).contiguous(memory_format=torch.channels_last))
     except Exception as e:  # torch._dynamo wraps the compiler's own errors: any of them means "cannot compile here"
         reason = (str(e).strip().splitlines() or [""])[0][:200]
-        log(f"note: torch.compile failed for {what} ({type(e).__name__}: {reason}); skipping {TIMM_COMPILED}")
+        log(f"note: torch.compile failed for {what} ({type(e).__name__}: {reason}); skipping {label}")
         return None
     return run
 
@@ -555,16 +581,27 @@ def default_baseline(formats, compare=()) -> str:
     return next((f for f in ("keras", "saved_model") if f in formats), formats[0])
 
 
-def _baseline_labels(baseline):
-    return TIMM_ROWS if baseline == TIMM else (baseline,)
+def precision(label) -> str:
+    """What a row computes in: "f32", or "bf16", "int8", "fp16" (`PRECISIONS`; a +split label as its format)."""
+    return PRECISIONS.get(label.removesuffix(SPLIT), "f32")
+
+
+def _baseline_labels(baseline, label=None):
+    """The rows `label` is compared with: `baseline`, or for "timm" timm's rows of the label's precision (bf16:
+    `TIMM_COMPILED_BF16`; otherwise `TIMM_ROWS`, float32). With no label: every baseline row."""
+    if baseline != TIMM:
+        return (baseline,)
+    if label is None:
+        return TIMM_ROWS + (TIMM_COMPILED_BF16,)
+    return (TIMM_COMPILED_BF16,) if precision(label) == "bf16" else TIMM_ROWS
 
 
 def add_format_ratios(rows, baseline) -> None:
     """Adds "b1_vs" (baseline's batch-1 median latency / the row's: > 1 is faster) and "bn_vs" (the row's images/s /
-    the baseline's) per (model, threads); the baseline "timm" is the faster of `TIMM_ROWS` on each measure. None
-    where the baseline was not timed."""
+    the baseline's) per (model, threads); the baseline "timm" is the faster of `TIMM_ROWS` on each measure, and
+    for a bf16 row `TIMM_COMPILED_BF16` (`_baseline_labels`). None where the baseline was not timed."""
     for r in rows:
-        base = [b for b in rows if b["format"] in _baseline_labels(baseline)
+        base = [b for b in rows if b["format"] in _baseline_labels(baseline, r["format"])
                 and (b["model"], b["threads"]) == (r["model"], r["threads"])]
         r["baseline"] = baseline
         r["b1_vs"] = min(b["latency_ms"] for b in base) / r["latency_ms"] if base else None
@@ -572,16 +609,20 @@ def add_format_ratios(rows, baseline) -> None:
 
 
 def fastest_rows(rows) -> list:
-    """Per (model, threads) with a timed baseline: {"model", "threads", "b1": (format, b1_vs), "bn": (format, bn_vs)},
-    the fastest row other than the baseline's at batch 1 and at batch B (after `add_format_ratios`): each
-    implementation on its fastest path, which is what a ratio between implementations should compare."""
+    """Per (model, threads, precision) with a timed baseline of that precision: {"model", "threads", "precision",
+    "b1": (format, b1_vs), "bn": (format, bn_vs)}, the fastest row other than the baseline's at batch 1 and at batch
+    B (after `add_format_ratios`): each implementation on its fastest path, which is what a ratio between
+    implementations should compare. A row is only weighed against a baseline computing in its own precision: a
+    bf16 row against timm's bf16 row, never a bf16 or int8 row against a float32 baseline."""
     out = {}
     for r in rows:
-        if r.get("b1_vs") is None or r["format"] in _baseline_labels(r["baseline"]):
+        own = _baseline_labels(r["baseline"], r["format"])  # the baseline rows this row was compared with
+        if (r.get("b1_vs") is None or r["format"] in _baseline_labels(r["baseline"])
+                or precision(r["format"]) != precision(own[0])):
             continue
-        best = out.setdefault((r["model"], r["threads"]), {"model": r["model"], "threads": r["threads"],
-                                                           "b1": (r["format"], r["b1_vs"]),
-                                                           "bn": (r["format"], r["bn_vs"])})
+        key = (r["model"], r["threads"], precision(r["format"]))
+        best = out.setdefault(key, {"model": r["model"], "threads": r["threads"], "precision": key[2],
+                                    "b1": (r["format"], r["b1_vs"]), "bn": (r["format"], r["bn_vs"])})
         for key, ratio in (("b1", r["b1_vs"]), ("bn", r["bn_vs"])):
             if ratio > best[key][1]:
                 best[key] = (r["format"], ratio)
@@ -642,8 +683,11 @@ def format_formats_table(rows) -> str:
                      "float32 matmul in TensorFlow, same process and threads ("
                      + ", ".join(f"{v:.0f} GFLOP/s at {t or 'default'} thread{'s' if t != 1 else ''}"
                                  for t, v in peaks.items()) + ")")
-    fastest = [f"{f['model']}, {f['threads'] or 'default'} thread{'s' if f['threads'] != 1 else ''}: batch 1 "
+    fastest = [f"{f['model']}, {f['threads'] or 'default'} thread{'s' if f['threads'] != 1 else ''}"
+               + ("" if f["precision"] == "f32" else f", {f['precision']}") + f": batch 1 "
                f"{f['b1'][0]} {f['b1'][1]:.2f}x, batch {n} {f['bn'][0]} {f['bn'][1]:.2f}x" for f in fastest_rows(rows)]
+    if base == TIMM and any(precision(r["format"]) == "bf16" for r in rows):
+        notes.append(f"bf16 rows are compared with {TIMM_COMPILED_BF16}, every other row with timm's float32 rows")
     if fastest:
         notes += ["", f"fastest of the other rows vs {base_name}:"] + fastest
     return "\n".join(table + [""] + notes)

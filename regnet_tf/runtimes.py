@@ -27,6 +27,9 @@ import warnings
 import numpy as np
 
 SIDECAR = ".json"
+# OpenVINO's CPU inference precisions (`load(precision=...)`): float32 (ours by default), and the faster, less exact
+# bfloat16 (the plugin's own default on CPUs with bf16 units) and float16. The other runtimes run the file as written.
+PRECISIONS = ("f32", "bf16", "f16")
 # (module, pip package) each file format needs to be written and run: the `export` extra
 TOOLS = {"tflite": [("ai_edge_litert", "ai-edge-litert")],
          "onnx": [("tf2onnx", "tf2onnx"), ("onnxruntime", "onnxruntime")],
@@ -71,6 +74,11 @@ def load(path, threads=None, info=None, precision="f32", micro_batch=None):
     """
     micro_batch = check_micro_batch(micro_batch)
     path = os.fspath(path)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)} (OpenVINO's CPU plugin)")
+    if precision != "f32" and not path.endswith(".xml"):
+        raise ValueError(f"precision {precision!r} is an OpenVINO option; {os.path.basename(path)} runs as it was "
+                         "exported (tflite_fp16 and tflite_int8 are the TFLite ways to lower precision)")
     if os.path.isdir(path):
         runner = SavedModelRunner(path, threads)
     else:

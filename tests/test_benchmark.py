@@ -350,7 +350,7 @@ def test_format_ratios_and_table(formats_bench):
     assert any(line.startswith("timm_channels_last: ") for line in lines)
     # per measure the fastest row that is not the baseline's (none for 2 threads: no timm row there)
     assert formats_bench.fastest_rows(rows) == [
-        {"model": "m", "threads": 1, "b1": ("tflite", 4.0), "bn": ("keras_folded", 1.25)}]
+        {"model": "m", "threads": 1, "precision": "f32", "b1": ("tflite", 4.0), "bn": ("keras_folded", 1.25)}]
     assert lines[-2:] == ["fastest of the other rows vs timm's fastest:",
                           "m, 1 thread: batch 1 tflite 4.00x, batch 8 keras_folded 1.25x"]
     assert "b8 as" not in lines[0] and not any(line.startswith("b8 images/s: ") for line in lines)
@@ -429,6 +429,40 @@ def test_timm_compiled_is_one_of_timms_rows(formats_bench):
     assert (rows[0]["b1_vs"], rows[0]["bn_vs"]) == (1.25, 1.25)
 
 
+def test_bf16_rows_are_compared_with_timms_bf16_row(formats_bench):
+    """A ratio against timm compares one precision: bf16 rows with timm_compiled_bf16, the rest with timm's float32
+    rows; the fastest rows are per precision, and int8 (no timm row of its own) is never among them."""
+    def rows(*timed):
+        return [{"model": "m", "format": f, "threads": 1, "batch": 8, "resolution": 32, "latency_ms": ms,
+                 "latency_p90_ms": ms, "images_per_s": ips, "ms_min": 1, "ms_max": 2, "max_rel_diff": None}
+                for f, ms, ips in timed]
+
+    ours = [("openvino", 8.0, 60.0), ("openvino_bf16", 4.0, 120.0), ("tflite_int8", 2.0, 200.0)]
+    timm = [("timm_channels_last", 20.0, 30.0), ("timm_compiled", 12.5, 40.0)]
+    timed = rows(*ours, *timm, ("timm_compiled_bf16", 5.0, 100.0))
+    formats_bench.add_format_ratios(timed, "timm")
+    ratios = {r["format"]: (r["b1_vs"], r["bn_vs"]) for r in timed}
+    assert ratios["openvino"] == (1.5625, 1.5) and ratios["openvino_bf16"] == (1.25, 1.2)
+    assert ratios["tflite_int8"] == (6.25, 5.0)  # its column is against float32 timm: no int8 timm row
+    assert formats_bench.fastest_rows(timed) == [
+        {"model": "m", "threads": 1, "precision": "f32", "b1": ("openvino", 1.5625), "bn": ("openvino", 1.5)},
+        {"model": "m", "threads": 1, "precision": "bf16", "b1": ("openvino_bf16", 1.25), "bn": ("openvino_bf16", 1.2)}]
+    lines = formats_bench.format_formats_table(timed).splitlines()
+    assert lines[-2:] == ["m, 1 thread: batch 1 openvino 1.56x, batch 8 openvino 1.50x",
+                          "m, 1 thread, bf16: batch 1 openvino_bf16 1.25x, batch 8 openvino_bf16 1.20x"]
+    assert "bf16 rows are compared with timm_compiled_bf16, every other row with timm's float32 rows" in lines
+    assert formats_bench.precision("openvino_bf16+split") == "bf16" and formats_bench.precision("onnx") == "f32"
+    # no timm bf16 row (no torch.compile): the bf16 row has no ratio, and is not weighed against float32 timm
+    alone = rows(*ours, *timm)
+    formats_bench.add_format_ratios(alone, "timm")
+    assert [r["b1_vs"] for r in alone if r["format"] == "openvino_bf16"] == [None]
+    assert [f["b1"][0] for f in formats_bench.fastest_rows(alone)] == ["openvino"]
+    # against one of our own float32 formats: the bf16 and int8 rows keep their columns, not a "fastest" line
+    formats_bench.add_format_ratios(alone, "openvino")
+    assert [r["bn_vs"] for r in alone[:3]] == [1.0, 2.0, 200.0 / 60.0]
+    assert [f["bn"][0] for f in formats_bench.fastest_rows(alone)] == ["timm_compiled"]
+
+
 TIMM_ROWS_CHECK = """
 import json, sys
 import numpy as np
@@ -453,10 +487,15 @@ def no_compiler(*args, **kwargs):
     def fail(*a, **k):
         raise RuntimeError("no working C++ compiler found")
     return fail
+third = bf.timm_runners("regnetx_002", 32, 1, notes.append, bf16=True)
+low, high = third["timm_compiled_bf16"][0](pixels[:3]), third["timm_channels_last"][0](pixels[:3])
+assert low.dtype == np.float32
+bf16_diff = float(np.abs(low - high).max() / np.abs(high).max())
 torch.compile = no_compiler
 failed = []
 left = bf.timm_runners("regnetx_002", 32, 1, failed.append)
-print(json.dumps({"diffs": diffs, "sizes": sizes, "notes": notes, "left": sorted(left), "failed": failed}))
+print(json.dumps({"diffs": diffs, "sizes": sizes, "notes": notes, "left": sorted(left), "failed": failed,
+                  "bf16_rows": sorted(third), "bf16_diff": bf16_diff}))
 """
 
 
@@ -474,6 +513,9 @@ def test_timm_rows_share_weights_and_compiled_computes_the_same_logits():
     assert got["left"] == ["timm_channels_last", "timm_nchw"]  # cannot compile: the row is left out, with one note
     assert got["failed"] == ["note: torch.compile failed for timm regnetx_002 (RuntimeError: no working C++ compiler "
                              "found); skipping timm_compiled"]
+    # with bf16: the compiled row under bfloat16 autocast as well, float32 logits out, within bf16's rounding
+    assert got["bf16_rows"] == ["timm_channels_last", "timm_compiled", "timm_compiled_bf16", "timm_nchw"]
+    assert 1e-4 < got["bf16_diff"] < 0.1
 
 
 def test_timing_environment_gives_timm_huge_pages(formats_bench):

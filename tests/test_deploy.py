@@ -135,6 +135,23 @@ def test_openvino_compiles_each_batch_size_then_runs_the_dynamic_shape(exported,
         np.testing.assert_allclose(out, whole[:n], rtol=0, atol=1e-5)
 
 
+def test_openvino_runs_at_the_precision_asked_and_only_openvino_takes_one(exported):
+    import openvino as ov
+
+    _, paths, images, ref = exported
+    runner = runtimes.load(paths["openvino"], precision="bf16")
+    out = runner(images)
+    request = runner.requests[images.shape]
+    assert request.get_compiled_model().get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
+    assert relative(out, ref) <= 0.05  # bf16's 8-bit mantissa, through each family's tiny network
+    if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):  # the CPU computes it in bf16
+        assert relative(out, ref) > 1e-4
+    with pytest.raises(ValueError, match=r"^precision 'bf16' is an OpenVINO option; model\.tflite runs as it was "):
+        runtimes.load(paths["tflite"], precision="bf16")
+    with pytest.raises(ValueError, match=r"^unknown precision 'int4'; valid: f32, bf16, f16"):
+        runtimes.load(paths["openvino"], precision="int4")
+
+
 def test_tflite_runs_on_builtin_kernels_where_xnnpack_refuses_a_file(exported):
     _, paths, images, _ = exported
     runner = runtimes.load(paths["tflite"])
@@ -258,8 +275,8 @@ def test_export_and_eval_commands_on_a_run(tiny_run, tmp_path):
     model_dir = tmp_path / "run"
     shutil.copytree(tiny_run, model_dir)
     out = run_command(export_command, "--model_dir", str(model_dir), "--export_dir", str(tmp_path / "out"),
-                      "--format", "tflite_int8,onnx", "--calibration_images", "8")
-    assert "as tflite_int8, onnx to" in out
+                      "--format", "tflite_int8,onnx,openvino", "--calibration_images", "8")
+    assert "as tflite_int8, onnx, openvino to" in out
     path = tmp_path / "out" / "model_int8.tflite"
     info = runtimes.read_sidecar(path)
     assert info["calibration_images"] == 8 and info["metadata"]["calibration"] == "8 demo train images"
@@ -268,6 +285,13 @@ def test_export_and_eval_commands_on_a_run(tiny_run, tmp_path):
     assert f"tflite_int8 {path} on demo validation: top-1" in out and "(20 images)" in out
     with pytest.raises(ValueError, match=r"--onnx takes a \.onnx file; got .*model_int8.tflite"):
         run_command(eval_command, "--onnx", str(path), "--data", "demo")
+    xml = tmp_path / "out" / "model.xml"  # OpenVINO at bf16: what the faster precision costs, on the user's data
+    out = run_command(eval_command, "--openvino", str(xml), "--precision", "bf16", "--data", "demo", "--steps", "1",
+                      "--batch_size", "20")
+    assert f"openvino {xml} at bf16 on demo validation: top-1" in out and "(20 images)" in out
+    for args in (["--tflite", str(path)], ["--model_dir", str(model_dir)]):
+        with pytest.raises(ValueError, match=r"^--precision bf16 is OpenVINO's inference precision: use it with "):
+            run_command(eval_command, *args, "--precision", "bf16", "--data", "demo")
     data = dataclasses.replace(evaluate.load_run(str(model_dir)).data, deterministic=True)
     onnx, info = evaluate.evaluate_file(str(tmp_path / "out" / "model.onnx"), data, batch_size=20, steps=1)
     assert info["image_size"] == data.image_size == SIZE

@@ -10,7 +10,8 @@ Demo run (default): the quick start's run (`launch/train.py --recipe demo`, or -
 first --calibration_images training images), then on the 1,000 demo validation images:
 
 - top-1 / top-5 of the checkpoint (`launch/eval.py --model_dir`), of the SavedModel (`--saved_model`, image bytes
-  in) and of each file (`--tflite` / `--onnx` / `--openvino`): the launchers' own output lines;
+  in) and of each file (`--tflite` / `--onnx` / `--openvino`, and the OpenVINO file again with `--precision bf16`):
+  the launchers' own output lines;
 - top-1 agreement of each format with the float32 Keras model of the run (`Trainer.inference_model`, the evaluated
   weights) on the format's own input: each file's runner (`deploy.load`) and the Keras model (`normalize`d) on the
   eval pipeline's uint8 pixels; the SavedModel's `serving_default` on the same files' bytes (in the same order) and
@@ -39,12 +40,16 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("saved_model", "tflite", "tflite_fp16", "tflite_int8", "onnx", "openvino")
+# the table's rows: each format, and the OpenVINO file again at the CPU plugin's bf16 precision (`--precision bf16`)
+ROWS = FORMATS + ("openvino_bf16",)
+PRECISION = {"openvino_bf16": "bf16"}  # rows run at a precision other than float32
 EVAL_FLAG = {"tflite": "--tflite", "tflite_fp16": "--tflite", "tflite_int8": "--tflite", "onnx": "--onnx",
-             "openvino": "--openvino"}
+             "openvino": "--openvino", "openvino_bf16": "--openvino"}
 LABELS = {"keras": "Keras float32 (checkpoint)", "keras_uint8": "Keras float32 on uint8 pixels (the files' input)",
           "saved_model": "SavedModel (float32, image bytes in)",
           "tflite": "TFLite float32", "tflite_fp16": "TFLite float16", "tflite_int8": "TFLite int8",
-          "onnx": "ONNX (onnxruntime)", "openvino": "OpenVINO IR (CPU, f32)"}
+          "onnx": "ONNX (onnxruntime)", "openvino": "OpenVINO IR (CPU, f32)",
+          "openvino_bf16": "OpenVINO IR (CPU, bf16)"}
 # Real photos that packages ship inside their wheels (no download): scikit-image's skimage/data (not the files
 # skimage.data fetches with pooch) and matplotlib's sample data. `--photos bundled` copies them into --out/photos.
 BUNDLED_PHOTOS = {"skimage": ("data", ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg",
@@ -80,9 +85,11 @@ def size_mb(path):
 
 
 def file_paths(export_dir):
+    """{row: the file it runs}: the bf16 row runs the OpenVINO file."""
     from regnet_tf.deploy import FILE_NAMES
 
-    return {"saved_model": export_dir, **{f: os.path.join(export_dir, n) for f, n in FILE_NAMES.items()}}
+    paths = {"saved_model": export_dir, **{f: os.path.join(export_dir, n) for f, n in FILE_NAMES.items()}}
+    return {**paths, "openvino_bf16": paths["openvino"]}
 
 
 # ---------------------------------------------------------------------------------------------------- demo run
@@ -98,13 +105,13 @@ def demo(a, log):
         "--calibration_images", str(a.calibration_images)], log)
     paths = file_paths(export_dir)
     rows = {}
-    for fmt in ("keras",) + FORMATS:
+    for fmt in ("keras",) + ROWS:
         if fmt == "keras":
             args = ["--model_dir", model_dir]
         elif fmt == "saved_model":
             args = ["--saved_model", export_dir, "--data", "demo"]
         else:
-            args = [EVAL_FLAG[fmt], paths[fmt], "--data", "demo"]
+            args = [EVAL_FLAG[fmt], paths[fmt], "--data", "demo", "--precision", PRECISION.get(fmt, "f32")]
         out, timings[f"eval {fmt}"] = launch("eval.py", args, log)
         top1, top5, n = RESULT.findall(out)[-1]
         rows[fmt] = {"top1": float(top1), "top5": float(top5), "images": int(n),
@@ -145,7 +152,7 @@ def demo_agreement(model_dir, paths):
     trainer.restore_or_fail()
     model, _ = trainer.inference_model()
     keras_fn = tf.function(lambda x: model(x, training=False), autograph=False)
-    runners = {f: deploy.load(p) for f, p in paths.items() if f != "saved_model"}
+    runners = {f: deploy.load(p, precision=PRECISION.get(f, "f32")) for f, p in paths.items() if f != "saved_model"}
     data = dataclasses.replace(recipe.data, deterministic=True, normalize=True, dtype="float32")
     labels, float_view = [], []  # the checkpoint evaluation's input: the float eval view, normalized
     for images, y in input_pipeline(data, "validation", 100, training=False):
@@ -256,8 +263,8 @@ def photos(a):
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     encoded = np.array([tf.io.read_file(f).numpy() for f in files], dtype=object)
     preds = {"saved_model": top1(lambda x: serve(image_bytes=tf.constant(x))["logits"], encoded)}
-    for fmt in FORMATS[1:]:
-        preds[fmt] = top1(deploy.load(paths[fmt]), pixels)
+    for fmt in ROWS[1:]:
+        preds[fmt] = top1(deploy.load(paths[fmt], precision=PRECISION.get(fmt, "f32")), pixels)
     print(f"\n{a.model}, weights {a.weights} ({metadata['weights']}), {size} px, crop "
           f"{settings['eval_crop_fraction']}, {settings['resize_method']}: {len(files)} photos of {a.photos}; "
           f"int8 calibrated on {len(calibration)} images of {a.calibration_dir or a.photos}\n")
@@ -266,7 +273,7 @@ def photos(a):
     print("| format | file size (MB) | top-1 agreement with Keras float32 (%) | photos that differ |")
     print("|---|---|---|---|")
     rows = {}
-    for fmt in FORMATS:
+    for fmt in ROWS:
         diff = [os.path.basename(f) for f, p, k in zip(files, preds[fmt], keras) if p != k]
         rows[fmt] = {"size_mb": size_mb(paths[fmt]), "agreement": 100.0 * float(np.mean(preds[fmt] == keras)),
                      "differ": diff}

@@ -38,7 +38,9 @@ def define_flags():
     flags.DEFINE_integer("warmup", 2, "Untimed warmup steps per harness (the first one traces the graph).")
     flags.DEFINE_multi_enum("compare", [], bench.COMPARISONS + (fbench.TIMM,),
                             "Also time the same model from tf_keras.applications / keras.applications (repeatable); "
-                            "with --formats: timm (PyTorch inference, NCHW, channels_last and torch.compile).")
+                            "with --formats: timm (PyTorch inference, NCHW, channels_last and torch.compile; with "
+                            "openvino_bf16 also torch.compile under bfloat16 autocast, which bf16 rows are compared "
+                            "with).")
     flags.DEFINE_integer("compare_steps", None, "Timed steps per round for comparison rows; default min(--steps, 1): "
                          "tf_keras RegNet training is very slow on CPU (~35 s/step for RegNetY016 at 224, batch 16).")
     flags.DEFINE_integer("compare_warmup", None, "Warmup steps for comparison rows; default min(--warmup, 1).")

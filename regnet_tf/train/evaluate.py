@@ -137,13 +137,13 @@ def evaluate_model(model, data_config, split="validation", batch_size=100, steps
                      f"{split} {data_config.source}")
 
 
-def evaluate_file(path, data_config, split="validation", batch_size=100, steps=0, threads=None):
+def evaluate_file(path, data_config, split="validation", batch_size=100, steps=0, threads=None, precision="f32"):
     """Top-1 / top-5 of an exported file (`regnet_tf.deploy`: .tflite, .onnx, OpenVINO .xml) on a data source's
     split: the eval pipeline's uint8 pixels at the file's image size, crop and resize (its sidecar), fed to its
-    runtime. Returns the metrics and the sidecar."""
+    runtime (`precision`: OpenVINO's, `regnet_tf.runtimes.load`). Returns the metrics and the sidecar."""
     from regnet_tf import runtimes
 
-    runner = runtimes.load(path, threads=threads)
+    runner = runtimes.load(path, threads=threads, precision=precision)
     info, data_config = runner.info, folder.resolve(data_config)
     if data_config.num_classes != info["num_classes"]:
         raise TrainingError(f"{path} has {info['num_classes']} classes and the {data_config.source} data "
