@@ -1,6 +1,7 @@
 """The README's quick start stays true: its test command is the one CI runs, its main job runs."""
 
 import os
+import re
 
 from conftest import readme_quick_start
 
@@ -33,3 +34,12 @@ def test_model_zoo_doc_is_current():
 
     table = zoo.format_table(zoo.rows(), markdown=True)
     assert table in _read("docs/MODEL_ZOO.md"), "regenerate with: python launch/models.py --markdown"
+
+
+def test_readme_is_a_front_door():
+    """At most 250 lines (issue 19: details belong in docs/), and every relative link points at a file that exists."""
+    text = _read("README.md")
+    assert len(text.splitlines()) <= 250, f"README.md has {len(text.splitlines())} lines: move details into docs/"
+    links = re.findall(r"\]\(([^)#\s]+)[^)]*\)", text)
+    missing = [link for link in links if "://" not in link and not os.path.exists(os.path.join(ROOT, link))]
+    assert links and not missing, missing
